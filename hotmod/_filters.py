@@ -1,0 +1,113 @@
+"""Which files belong to the watched tree: include and exclude patterns."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import sysconfig
+from collections.abc import Iterable
+from pathlib import Path
+
+DEFAULT_INCLUDE: tuple[str, ...] = ("*.py",)
+
+# Matched against every component of a path. Editors save through scratch files
+# (vim's ``.x.py.swp`` and its ``4913`` probe, emacs' ``#x.py#`` and ``.#x.py`` locks,
+# JetBrains' ``x.py___jb_tmp___``/``___jb_old___``, ``x.py~`` backups); none of them
+# is a module, and watching them would only add noise to the change queue.
+DEFAULT_EXCLUDE: tuple[str, ...] = (
+    "__pycache__",
+    ".git",
+    ".hg",
+    ".svn",
+    ".bzr",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    ".eggs",
+    "*.egg-info",
+    "site-packages",
+    "dist-packages",
+    "node_modules",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+    ".*.sw?",
+    "*.sw?",
+    "*~",
+    "#*#",
+    ".#*",
+    "4913",
+    "*___jb_tmp___",
+    "*___jb_old___",
+    "*.tmp",
+)
+
+
+def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    parts = [fnmatch.translate(p) for p in patterns]
+    return re.compile("|".join(parts)) if parts else None
+
+
+def _system_dirs() -> tuple[str, ...]:
+    """The standard library and site-packages: never tracked unless asked for."""
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    found = {os.path.realpath(p) for n in names if (p := sysconfig.get_paths().get(n))}
+    return tuple(sorted(found))
+
+
+class PathFilter:
+    """Decides whether a file under the watched roots is tracked.
+
+    ``include`` patterns match the file name; ``exclude`` patterns match any component
+    of the path relative to its root, so ``.venv`` hides a whole virtualenv.
+    """
+
+    def __init__(
+        self,
+        roots: Iterable[Path],
+        include: Iterable[str] = DEFAULT_INCLUDE,
+        exclude: Iterable[str] = DEFAULT_EXCLUDE,
+    ) -> None:
+        self.roots = tuple(roots)
+        self._include = _compile(include)
+        self._exclude = _compile(exclude)
+        # A root inside site-packages is an explicit request: honour it.
+        self._system = tuple(
+            d for d in _system_dirs() if not any(_is_within(str(r), d) for r in self.roots)
+        )
+
+    def root_of(self, path: Path) -> Path | None:
+        spath = str(path)
+        for root in self.roots:
+            if _is_within(spath, str(root)):
+                return root
+        return None
+
+    def accepts(self, path: Path, *, check_name: bool = True) -> bool:
+        """True when ``path`` (absolute, resolved) is under a root and not excluded."""
+        root = self.root_of(path)
+        if root is None:
+            return False
+        spath = str(path)
+        if any(_is_within(spath, d) for d in self._system):
+            return False
+        if check_name and self._include is not None and not self._include.match(path.name):
+            return False
+        if self._exclude is not None:
+            rel = path.relative_to(root).parts if path != root else (path.name,)
+            if any(self._exclude.match(part) for part in rel):
+                return False
+        return True
+
+    def name_accepted(self, name: str) -> bool:
+        """The name-only part of :meth:`accepts`, for event paths in watched folders."""
+        if self._include is not None and not self._include.match(name):
+            return False
+        return self._exclude is None or not self._exclude.match(name)
+
+
+def _is_within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)

@@ -1,0 +1,116 @@
+"""Which loaded modules have their source under the watched roots.
+
+No import hook is installed. ``sys.modules`` only grows by insertion, so comparing its
+length is an O(1) test for "something was imported or removed since we last looked";
+only then is it walked, and modules already seen are skipped by identity.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+from types import ModuleType
+
+from ._filters import PathFilter
+
+
+def module_origin(module: object) -> str | None:
+    """The file a module was loaded from, without triggering lazy ``__getattr__``."""
+    namespace = getattr(module, "__dict__", None)
+    if not isinstance(namespace, dict):
+        return None
+    spec = namespace.get("__spec__")
+    origin = None
+    if spec is not None and getattr(spec, "has_location", False):
+        origin = spec.origin
+    if origin is None:
+        origin = namespace.get("__file__")
+    return origin if isinstance(origin, str) else None
+
+
+def is_extension(path: Path) -> bool:
+    return any(path.name.endswith(suffix) for suffix in EXTENSION_SUFFIXES)
+
+
+class ModuleRegistry:
+    def __init__(self, path_filter: PathFilter) -> None:
+        self._filter = path_filter
+        self._prefixes = tuple(
+            sorted({str(r) for r in path_filter.roots} | {os.path.abspath(r) for r in path_filter.roots})
+        )
+        self._seen_len = -1
+        self._known: dict[str, object] = {}
+        self.names_by_path: dict[Path, list[str]] = {}
+        self.path_by_name: dict[str, Path] = {}
+
+    def __len__(self) -> int:
+        return len(self.path_by_name)
+
+    def resolve(self, origin: str) -> Path | None:
+        """The tracked form of a module's file, or None when it is not ours."""
+        absolute = os.path.abspath(origin)
+        if not absolute.startswith(self._prefixes):
+            real = os.path.realpath(absolute)
+            if not real.startswith(self._prefixes):
+                return None
+        path = Path(os.path.realpath(absolute))
+        if self._filter.accepts(path) or (is_extension(path) and self._filter.accepts(path, check_name=False)):
+            return path
+        return None
+
+    def sync(self) -> tuple[list[Path], list[Path]]:
+        """Catch up with ``sys.modules``; returns (newly tracked, no longer tracked) files."""
+        modules = sys.modules
+        if len(modules) == self._seen_len:
+            return [], []
+        added: list[Path] = []
+        removed: list[Path] = []
+        for name, module in list(modules.items()):
+            if self._known.get(name, self) is module:
+                continue
+            self._known[name] = module
+            if name in self.path_by_name:
+                removed.extend(self._untrack(name))
+            origin = module_origin(module)
+            path = self.resolve(origin) if origin else None
+            if path is not None:
+                names = self.names_by_path.setdefault(path, [])
+                if not names:
+                    added.append(path)
+                names.append(name)
+                self.path_by_name[name] = path
+        if len(self._known) != len(modules):
+            for name in [n for n in self._known if n not in modules]:
+                del self._known[name]
+                removed.extend(self._untrack(name))
+        self._seen_len = len(modules)
+        return added, [p for p in removed if p not in self.names_by_path]
+
+    def _untrack(self, name: str) -> Iterator[Path]:
+        path = self.path_by_name.pop(name, None)
+        if path is None:
+            return
+        names = self.names_by_path.get(path, [])
+        if name in names:
+            names.remove(name)
+        if not names:
+            self.names_by_path.pop(path, None)
+            yield path
+
+    def modules_for(self, path: Path) -> list[tuple[str, ModuleType]]:
+        """Loaded modules whose file is ``path`` (usually one)."""
+        found = []
+        for name in self.names_by_path.get(path, ()):
+            module = sys.modules.get(name)
+            if isinstance(module, ModuleType):
+                found.append((name, module))
+        return found
+
+    def forget(self) -> None:
+        self._seen_len = -1
+        self._known.clear()
+        self.names_by_path.clear()
+        self.path_by_name.clear()

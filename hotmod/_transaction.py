@@ -1,0 +1,206 @@
+"""One reload transaction: compile, execute against snapshots, commit or restore.
+
+``importlib.reload`` executes new code straight into the live namespace and, when the
+code raises half-way, leaves the module half-updated. Here every module of a batch is
+snapshotted before it runs; if any of them raises, every snapshot is put back and the
+previous version is exactly what it was. The namespace is never cleared (another thread
+may be calling into it), so a restore re-sets the old values first and only then
+removes the names the failed run added.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.machinery import SourceFileLoader
+from pathlib import Path
+from types import CodeType, FunctionType, ModuleType
+from typing import Any
+
+from ._source import Source, bound_names, compile_source, error_line, refresh_linecache
+from .errors import ReloadError
+
+
+@dataclass(slots=True)
+class Unit:
+    """One module to re-execute."""
+
+    name: str
+    module: ModuleType
+    path: Path | None
+    source: Source | None
+    old_names: frozenset[str] | None  # what the previous version's source bound, if known
+    code: CodeType | None = None
+    new_names: frozenset[str] | None = None
+    snapshot: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Outcome:
+    error: ReloadError | None = None
+    names_pruned: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def uses_plain_source_loader(module: ModuleType) -> bool:
+    """True when compiling the file ourselves is what the module's loader would do."""
+    spec = module.__dict__.get("__spec__")
+    loader = getattr(spec, "loader", None) or module.__dict__.get("__loader__")
+    return type(loader) is SourceFileLoader
+
+
+def _reload_error(exc: BaseException, unit: Unit, stage: str) -> ReloadError:
+    path = unit.path
+    line = error_line(exc, path) if path is not None else None
+    where = f"{path}:{line}" if line is not None else str(path or unit.name)
+    detail = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    message = f"{where}: {type(exc).__name__} while {stage} {unit.name}: {detail}"
+    error = ReloadError(message, module=unit.name, path=path, lineno=line)
+    error.__cause__ = exc
+    return error
+
+
+def compile_units(units: list[Unit]) -> ReloadError | None:
+    """Compile every unit that has source; the first failure aborts the batch."""
+    for unit in units:
+        if unit.source is None or not uses_plain_source_loader(unit.module):
+            continue
+        try:
+            unit.code = compile_source(unit.source)
+        except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes on 3.11
+            if unit.path is not None and unit.source is not None:
+                refresh_linecache(unit.source)
+            return _reload_error(exc, unit, "compiling")
+        unit.new_names, star = bound_names(unit.code)
+        if star:
+            unit.new_names = None  # ``import *`` binds names we cannot list: prune nothing
+    return None
+
+
+def dependency_order(units: list[Unit]) -> list[Unit]:
+    """Order a batch so that a module runs after the batch modules it imports.
+
+    The import graph is read from the live namespaces (module objects and the
+    ``__module__`` of functions and classes), which needs no parsing.
+    """
+    if len(units) < 2:
+        return units
+    by_name = {u.name: u for u in units}
+    deps: dict[str, set[str]] = {}
+    for unit in units:
+        found: set[str] = set()
+        parent = unit.name.rpartition(".")[0]
+        while parent:
+            if parent in by_name:
+                found.add(parent)
+            parent = parent.rpartition(".")[0]
+        for value in list(unit.module.__dict__.values()):
+            if isinstance(value, ModuleType):
+                other = value.__dict__.get("__name__")
+            elif isinstance(value, (FunctionType, type)):
+                other = value.__module__
+            else:
+                continue
+            if isinstance(other, str) and other in by_name and other != unit.name:
+                found.add(other)
+        deps[unit.name] = found
+    ordered: list[Unit] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name):  # 1: in progress (a cycle: keep going), 2: done
+            return
+        state[name] = 1
+        for dep in sorted(deps[name]):
+            visit(dep)
+        state[name] = 2
+        ordered.append(by_name[name])
+
+    for unit in sorted(units, key=lambda u: u.name):
+        visit(unit.name)
+    return ordered
+
+
+@contextmanager
+def _few_thread_switches() -> Iterator[None]:
+    # Module code runs in the live namespace. Lengthening the switch interval for the
+    # few milliseconds of a reload keeps other threads from being scheduled between
+    # two top-level statements of the new version, so they see old or new, not a mix
+    # (code that blocks on I/O still yields the interpreter, as always).
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(max(previous, 0.5))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _restore(namespace: dict[str, Any], snapshot: Mapping[str, Any]) -> None:
+    namespace.update(snapshot)  # old values back first: never a missing name
+    for name in [n for n in namespace if n not in snapshot]:
+        del namespace[name]
+
+
+def execute(units: list[Unit]) -> Outcome:
+    """Run every unit in order; all commit or all are restored."""
+    outcome = Outcome()
+    done: list[Unit] = []
+    ran_clean = False
+    with _few_thread_switches():
+        try:
+            for unit in units:
+                namespace = unit.module.__dict__
+                unit.snapshot = dict(namespace)
+                done.append(unit)
+                if unit.source is not None:
+                    refresh_linecache(unit.source)
+                try:
+                    if unit.code is not None:
+                        exec(unit.code, namespace)
+                    else:
+                        _exec_with_loader(unit.module)
+                except Exception as exc:
+                    outcome.error = _reload_error(exc, unit, "executing")
+                    break
+            ran_clean = outcome.error is None
+        finally:
+            # Also on KeyboardInterrupt/SystemExit, which propagate after the restore.
+            if not ran_clean:
+                for unit in reversed(done):
+                    _restore(unit.module.__dict__, unit.snapshot)
+        if outcome.error is None:
+            for unit in units:
+                outcome.names_pruned += _prune(unit)
+    return outcome
+
+
+def _exec_with_loader(module: ModuleType) -> None:
+    """Modules from zips and custom finders: their own loader runs them, as reload does."""
+    spec = module.__dict__.get("__spec__")
+    loader = getattr(spec, "loader", None)
+    exec_module = getattr(loader, "exec_module", None)
+    if exec_module is None:
+        raise ImportError(f"{module.__name__} has no loader that can execute it again")
+    exec_module(module)
+
+
+def _prune(unit: Unit) -> int:
+    """Remove names the previous source bound and the new source no longer binds.
+
+    Names created at run time (by a function's ``global`` statement, or set from
+    outside) were never bound by the source and stay.
+    """
+    if unit.old_names is None or unit.new_names is None:
+        return 0
+    namespace = unit.module.__dict__
+    stale = [
+        name
+        for name in unit.old_names - unit.new_names
+        if name in namespace and not (name.startswith("__") and name.endswith("__"))
+        and namespace[name] is unit.snapshot.get(name, namespace)
+    ]
+    for name in stale:
+        del namespace[name]
+    return len(stale)

@@ -1,0 +1,538 @@
+"""The Reloader: tracking, planning, the transaction, results."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import MappingProxyType, ModuleType, TracebackType
+from typing import Literal
+
+from typing_extensions import Self
+
+from . import _transaction
+from ._changes import ChangeQueue
+from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
+from ._registry import ModuleRegistry, is_extension, module_origin
+from ._source import Source, bound_names, compile_source, read_source
+from .errors import HotmodError, HotmodWarning, ReloadError
+from .result import STATUSES, ReloadResult, ReloadStats, Status
+from .watch import BackendName, Watcher
+from .watch.manual import ManualWatcher
+from .watch.polling import PollingWatcher
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[ReloadResult], object]
+ApplyMode = Literal["background", "manual"]
+Dependents = Literal["rebind", "reexec"]
+
+# One lock for every reloader in the process: two reloaders may track the same module,
+# and a module must never be re-executed by two threads at once. It is re-entrant so a
+# module whose code polls a reloader while being reloaded does not deadlock itself.
+_RELOAD_LOCK = threading.RLock()
+
+_IDLE = ReloadResult("noop")
+
+
+@dataclass(slots=True)
+class _FileState:
+    """What we know of one tracked file."""
+
+    digest: bytes | None  # content of the version now running (None: unknown)
+    source: bytes | None  # that content, kept only until the first reload needs it
+    names: frozenset[str] | None = None  # names that version's source binds
+    missing: bool = False
+
+
+def _make_watcher(backend: BackendName, queue: ChangeQueue, path_filter: PathFilter) -> Watcher:
+    if backend == "manual":
+        return ManualWatcher()
+    if backend == "polling":
+        return PollingWatcher(queue)
+    try:
+        from .watch.watchdog_backend import WatchdogWatcher
+    except ImportError as exc:  # pragma: no cover - watchdog is a dependency
+        if backend == "watchdog":
+            raise HotmodError(f"the watchdog backend is unavailable: {exc}") from exc
+        warnings.warn(f"watchdog unavailable ({exc}); polling instead", HotmodWarning, stacklevel=3)
+        return PollingWatcher(queue)
+    return WatchdogWatcher(queue, path_filter.name_accepted)
+
+
+class Reloader:
+    """Watches the modules under ``paths`` and applies edits to the running process.
+
+    See the README for the full contract. In short: ``poll()`` detects and applies
+    pending changes on the calling thread; ``start()`` adds a thread that does it by
+    itself (``apply="background"``); ``reload(target)`` re-executes one module now.
+    """
+
+    def __init__(
+        self,
+        paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+        *,
+        backend: BackendName = "auto",
+        apply: ApplyMode = "background",
+        poll_interval: float = 0.5,
+        debounce: float = 0.05,
+        include: Iterable[str] = DEFAULT_INCLUDE,
+        exclude: Iterable[str] = DEFAULT_EXCLUDE,
+        dependents: Dependents = "rebind",
+    ) -> None:
+        if backend not in ("auto", "watchdog", "polling", "manual"):
+            raise ValueError(f"backend must be auto, watchdog, polling or manual, not {backend!r}")
+        if apply not in ("background", "manual"):
+            raise ValueError(f"apply must be 'background' or 'manual', not {apply!r}")
+        if dependents not in ("rebind", "reexec"):
+            raise ValueError(f"dependents must be 'rebind' or 'reexec', not {dependents!r}")
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
+        if debounce < 0:
+            raise ValueError("debounce must not be negative")
+        if paths is None:
+            paths = [os.getcwd()]
+        elif isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        roots = tuple(Path(os.path.realpath(os.fspath(p))) for p in paths)
+        for root in roots:
+            if not root.exists():
+                warnings.warn(f"hotmod: watched path {root} does not exist", HotmodWarning, stacklevel=2)
+        self.paths = roots
+        self.apply = apply
+        self.poll_interval = poll_interval
+        self.debounce = debounce
+        self.dependents = dependents
+        self._filter = PathFilter(roots, include, exclude)
+        self._queue = ChangeQueue(debounce)
+        self._registry = ModuleRegistry(self._filter)
+        self._watcher = _make_watcher(backend, self._queue, self._filter)
+        self.backend: str = self._watcher.name
+        self._files: dict[Path, _FileState] = {}
+        self._dirty: set[Path] = set()  # changed on disk, not running yet
+        self._reported: frozenset[tuple[Path, bytes | str]] = frozenset()
+        self._listeners: list[Listener] = []
+        self._counts: dict[Status, int] = dict.fromkeys(STATUSES, 0)
+        self._total = 0.0
+        self._max = 0.0
+        self._last: ReloadResult | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+        self._watching = False
+        self._closed = False
+        with _RELOAD_LOCK:
+            self._sync()
+            self._resume_watching(rescan=False)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Watch (if stopped) and, with ``apply="background"``, apply changes on a thread."""
+        self._check_open()
+        with _RELOAD_LOCK:
+            self._resume_watching(rescan=True)
+            if self.apply == "background" and self._thread is None:
+                self._stop_event.clear()
+                self._thread = threading.Thread(target=self._run, name="hotmod-reloader", daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching and applying; tracking is kept and ``start()`` resumes."""
+        thread = self._thread
+        self._stop_event.set()
+        self._queue.wake()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        self._thread = None
+        with _RELOAD_LOCK:
+            if self._watching:
+                self._watcher.stop()
+                self._watching = False
+
+    def close(self) -> None:
+        """Stop and forget everything this reloader set up. Idempotent."""
+        if self._closed:
+            return
+        self.stop()
+        with _RELOAD_LOCK:
+            self._closed = True
+            for path in self._files:
+                self._watcher.discard(path)
+            self._files.clear()
+            self._dirty.clear()
+            self._registry.forget()
+            self._queue.clear()
+            self._listeners.clear()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("running" if self._thread else "idle")
+        roots = ", ".join(str(p) for p in self.paths)
+        return f"<hotmod.Reloader {state} backend={self.backend} paths=[{roots}] tracked={len(self._files)}>"
+
+    # -- public queries ----------------------------------------------------------------
+
+    @property
+    def modules(self) -> Mapping[Path, str]:
+        """Tracked source path -> module name (a snapshot)."""
+        with _RELOAD_LOCK:
+            self._sync()
+            return MappingProxyType({p: names[0] for p, names in self._registry.names_by_path.items() if names})
+
+    @property
+    def stats(self) -> ReloadStats:
+        with _RELOAD_LOCK:
+            return ReloadStats(
+                counts=dict(self._counts),
+                total_duration=self._total,
+                max_duration=self._max,
+                last=self._last,
+                tracked_modules=len(self._registry),
+                watched_dirs=self._watcher.watched_dirs,
+                polled_dirs=self._watcher.polled_dirs,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(result)`` after every reload that did something."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def notify(self, *paths: str | os.PathLike[str]) -> None:
+        """Tell the reloader these files changed (the manual backend's only input)."""
+        self._queue.push((Path(os.path.realpath(os.fspath(p))) for p in paths), settled=True)
+
+    # -- applying ----------------------------------------------------------------------
+
+    def poll(self) -> ReloadResult:
+        """Detect and apply pending changes now, on this thread."""
+        self._check_open()
+        with _RELOAD_LOCK:
+            result = self._poll_locked()
+        if result is not _IDLE:
+            self._emit(result)
+        return result
+
+    def reload(self, target: ModuleType | str | os.PathLike[str]) -> ReloadResult:
+        """Re-execute one module (object, dotted name or file path), changed or not."""
+        self._check_open()
+        with _RELOAD_LOCK:
+            self._sync()
+            started = time.perf_counter()
+            units, path = self._units_for_target(target)
+            source = None
+            if path is not None:
+                try:
+                    source = read_source(path)
+                except OSError as exc:
+                    return self._finish(self._read_failure(path, exc, units[0].name), started)
+                for unit in units:
+                    unit.source = source
+            result = self._transact(units, {path: source} if path and source else {}, started, dedupe=False)
+        self._emit(result)
+        return result
+
+    def _poll_locked(self) -> ReloadResult:
+        self._sync()
+        if self._watcher.needs_scan:
+            self._watcher.scan()
+        ready, waited = self._queue.take_ready()
+        if not ready:
+            return _IDLE
+        return self._apply(ready, waited)
+
+    def _apply(self, ready: list[Path], waited: set[Path]) -> ReloadResult:
+        started = time.perf_counter()
+        batch = [p for p in ready if p in self._files]
+        if not batch:
+            return _IDLE
+        sources: dict[Path, Source] = {}
+        failures: list[tuple[Path, OSError]] = []
+        for path in sorted(set(batch) | self._dirty):
+            state = self._files[path]
+            try:
+                source = read_source(path)
+            except OSError as exc:
+                if self._should_wait(path, waited, state):
+                    continue
+                failures.append((path, exc))
+                continue
+            if source.empty and self._should_wait(path, waited, state):
+                continue
+            if source.digest == state.digest:
+                # A touch, or an edit reverted to what is running.
+                self._dirty.discard(path)
+                state.missing = False
+                logger.debug("%s: content unchanged", path)
+                continue
+            sources[path] = source
+        if failures:
+            first_path, first_exc = failures[0]
+            self._dirty.update(sources)
+            self._dirty.update(p for p, _ in failures)
+            key = frozenset((p, f"{type(e).__name__}") for p, e in failures) | self._keys(sources)
+            name = self._registry.names_by_path[first_path][0]
+            return self._finish(self._read_failure(first_path, first_exc, name), started, key)
+        if not sources:
+            return self._finish(ReloadResult("noop"), started)
+        units: list[_transaction.Unit] = []
+        for path, source in sources.items():
+            state = self._files[path]
+            for name, module in self._registry.modules_for(path):
+                units.append(_transaction.Unit(name, module, path, source, self._old_names(state)))
+        if self.dependents == "reexec":
+            units.extend(self._importers_of(units))
+        return self._transact(units, sources, started)
+
+    def _transact(
+        self,
+        units: list[_transaction.Unit],
+        sources: Mapping[Path, Source],
+        started: float,
+        *,
+        dedupe: bool = True,
+    ) -> ReloadResult:
+        key = self._keys(sources) if dedupe else None
+        names = tuple(u.name for u in units)
+        paths = tuple(sources)
+        refusal = next((r for u in units if (r := self._refusal(u))), None)
+        if refusal is not None:
+            unit, reason = refusal
+            for path, source in sources.items():
+                # Reported once; other files of the batch stay pending for the next one.
+                if any(u.path == path and self._refusal(u) for u in units):
+                    self._files[path].digest = source.digest
+                    self._dirty.discard(path)
+                else:
+                    self._dirty.add(path)
+            error = ReloadError(reason, module=unit.name, path=unit.path)
+            return self._finish(ReloadResult("needs_restart", names, paths, error), started, key)
+        error = _transaction.compile_units(units)
+        outcome = _transaction.Outcome(error) if error else None
+        if outcome is None:
+            outcome = _transaction.execute(_transaction.dependency_order(units))
+        if outcome.error is not None:
+            self._dirty.update(sources)
+            return self._finish(
+                ReloadResult("aborted", names, paths, outcome.error, tuple(outcome.warnings)), started, key
+            )
+        for path, source in sources.items():
+            state = self._files.get(path)
+            if state is None:
+                continue
+            state.digest = source.digest
+            state.source = None
+            state.missing = False
+            state.names = next((u.new_names for u in units if u.path == path), None)
+            self._dirty.discard(path)
+        result = ReloadResult(
+            "ok", names, paths, None, tuple(outcome.warnings), names_pruned=outcome.names_pruned
+        )
+        return self._finish(result, started)
+
+    def _finish(
+        self, result: ReloadResult, started: float, key: frozenset[tuple[Path, bytes | str]] | None = None
+    ) -> ReloadResult:
+        if key is not None:
+            # The same broken content is reported once: an unchanged failure is a noop.
+            if key == self._reported:
+                result = ReloadResult("noop", paths=result.paths)
+            self._reported = key
+        else:
+            self._reported = frozenset()
+        result = replace(result, duration=time.perf_counter() - started)
+        self._counts[result.status] += 1
+        self._total += result.duration
+        self._max = max(self._max, result.duration)
+        self._last = result
+        if result.status == "ok":
+            logger.info("%s", result.summary())
+        elif result.status != "noop":
+            logger.warning("%s", result.summary())
+        return result
+
+    def _emit(self, result: ReloadResult) -> None:
+        if result.status == "noop":
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(result)
+            except Exception:
+                logger.exception("hotmod listener %r raised; it stays subscribed", listener)
+
+    # -- planning helpers --------------------------------------------------------------
+
+    def _should_wait(self, path: Path, waited: set[Path], state: _FileState) -> bool:
+        """A file briefly missing or empty mid-save is looked at again after settling."""
+        if path in waited or self.debounce <= 0 or state.missing:
+            return False
+        self._queue.defer(path)
+        return True
+
+    @staticmethod
+    def _keys(sources: Mapping[Path, Source]) -> frozenset[tuple[Path, bytes | str]]:
+        return frozenset((p, s.digest) for p, s in sources.items())
+
+    def _read_failure(self, path: Path, exc: OSError, name: str) -> ReloadResult:
+        state = self._files.get(path)
+        if isinstance(exc, FileNotFoundError):
+            if state is not None:
+                state.missing = True
+            reason = "was deleted; the loaded version keeps running"
+        elif isinstance(exc, IsADirectoryError):
+            reason = "is no longer a file; the loaded version keeps running"
+        elif isinstance(exc, PermissionError):
+            reason = "cannot be read (permission denied); the loaded version keeps running"
+        else:
+            reason = f"cannot be read ({exc.strerror or exc}); the loaded version keeps running"
+        error = ReloadError(f"{path}: {reason}", module=name, path=path)
+        error.__cause__ = exc
+        return ReloadResult("failed", (), (path,), error)
+
+    def _old_names(self, state: _FileState) -> frozenset[str] | None:
+        if state.names is None and state.source is not None:
+            # First reload of this file: learn what the imported version bound.
+            try:
+                state.names, star = bound_names(compile_source(Source(Path("<old>"), state.source, b"", 0)))
+                if star:
+                    state.names = None
+            except (SyntaxError, ValueError):
+                state.names = None
+            state.source = None
+        return state.names
+
+    def _refusal(self, unit: _transaction.Unit) -> tuple[_transaction.Unit, str] | None:
+        where = unit.path or unit.name
+        if unit.name == "__main__":
+            return unit, (
+                f"{where} is the running __main__ script; it cannot be re-executed in place. "
+                "Restart the program to run the edited script (edits to the modules it imports apply live)."
+            )
+        if unit.path is not None and is_extension(unit.path):
+            return unit, f"{where} is a compiled extension module ({unit.name}); restart to load the rebuilt file."
+        return None
+
+    def _importers_of(self, units: list[_transaction.Unit]) -> list[_transaction.Unit]:
+        changed = {u.name for u in units}
+        extra: list[_transaction.Unit] = []
+        for path, names in self._registry.names_by_path.items():
+            for name, module in self._registry.modules_for(path):
+                if name in changed:
+                    continue
+                for value in list(module.__dict__.values()):
+                    owner = (
+                        value.__dict__.get("__name__") if isinstance(value, ModuleType)
+                        else getattr(value, "__module__", None) if callable(value) else None
+                    )
+                    if owner in changed:
+                        try:
+                            source = read_source(path)
+                        except OSError:
+                            break
+                        extra.append(_transaction.Unit(name, module, path, source, self._old_names(self._files[path])))
+                        break
+        return extra
+
+    def _units_for_target(self, target: ModuleType | str | os.PathLike[str]) -> tuple[list[_transaction.Unit], Path | None]:
+        if isinstance(target, ModuleType):
+            name = target.__name__
+            if sys.modules.get(name) is not target:
+                raise HotmodError(f"module {name!r} is not the one in sys.modules")
+            modules = [(name, target)]
+        elif isinstance(target, str) and target in sys.modules and not os.sep in target:
+            module = sys.modules[target]
+            if not isinstance(module, ModuleType):
+                raise HotmodError(f"sys.modules[{target!r}] is not a module")
+            modules = [(target, module)]
+        else:
+            path = Path(os.path.realpath(os.fspath(target)))
+            modules = self._registry.modules_for(path)
+            if not modules:
+                raise HotmodError(f"no loaded module comes from {target}")
+        origin = module_origin(modules[0][1])
+        path = Path(os.path.realpath(origin)) if origin else None
+        if path is not None and path not in self._files and path.is_file():
+            self._track(path)
+        state = self._files.get(path) if path else None
+        units = [
+            _transaction.Unit(name, module, path, None, self._old_names(state) if state else None)
+            for name, module in modules
+        ]
+        return units, path
+
+    # -- tracking ----------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        added, removed = self._registry.sync()
+        for path in added:
+            self._track(path)
+            self._watcher.add(path)
+        for path in removed:
+            self._files.pop(path, None)
+            self._dirty.discard(path)
+            self._watcher.discard(path)
+
+    def _track(self, path: Path) -> None:
+        try:
+            source = read_source(path)
+        except OSError:
+            self._files[path] = _FileState(None, None)
+            return
+        self._files[path] = _FileState(source.digest, source.data)
+        logger.debug("tracking %s", path)
+
+    def _resume_watching(self, *, rescan: bool) -> None:
+        if self._watching:
+            return
+        self._watcher.start()
+        self._watching = True
+        if rescan:
+            # Events that happened while stopped were not seen: compare contents once.
+            self._queue.push(self._files, settled=True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise HotmodError("this Reloader is closed")
+
+    # -- the background thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop_event.is_set():
+            timeout = self.poll_interval
+            deadline = self._queue.next_deadline()
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+            self._queue.wait(timeout)
+            if self._stop_event.is_set():
+                break
+            try:
+                self.poll()
+            except HotmodError:
+                break  # closed under us
+            except Exception:
+                logger.exception("hotmod: unexpected error while applying changes; still watching")

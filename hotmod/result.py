@@ -1,0 +1,78 @@
+"""The outcome of one reload transaction, and running totals over many."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Status = Literal["ok", "noop", "aborted", "failed", "needs_restart"]
+STATUSES: tuple[Status, ...] = ("ok", "noop", "aborted", "failed", "needs_restart")
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What one ``poll()`` or ``reload()`` did.
+
+    ``status`` is one of:
+
+    - ``"ok"``: every changed module was re-executed and committed;
+    - ``"noop"``: nothing to do (no change, or only changes already reported);
+    - ``"aborted"``: compiling or executing the new code raised; every module of the
+      batch was restored and the previous version keeps running;
+    - ``"failed"``: a changed file could not be read (deleted, unreadable, not a file);
+      nothing was applied;
+    - ``"needs_restart"``: the batch holds a change that cannot be applied in place
+      (``__main__``, a C extension, a declined module); nothing was applied.
+    """
+
+    status: Status
+    modules: tuple[str, ...] = ()
+    paths: tuple[Path, ...] = ()
+    error: BaseException | None = None
+    warnings: tuple[str, ...] = ()
+    duration: float = 0.0
+    functions_patched: int = 0
+    classes_patched: int = 0
+    classes_replaced: int = 0
+    references_rebound: int = 0
+    names_pruned: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "noop")
+
+    def summary(self) -> str:
+        """One human-readable line, as logged."""
+        ms = self.duration * 1000
+        names = ", ".join(self.modules) or ", ".join(p.name for p in self.paths) or "nothing"
+        if self.status == "ok":
+            return f"reloaded {names} in {ms:.1f} ms"
+        if self.status == "noop":
+            return "no change"
+        if self.status == "needs_restart":
+            return f"{names} needs a restart: {self.error}"
+        verb = "aborted" if self.status == "aborted" else "failed"
+        return f"reload of {names} {verb}, previous version kept: {self.error}"
+
+
+_NO_COUNTS: Mapping[Status, int] = {s: 0 for s in STATUSES}
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadStats:
+    """Running totals of a reloader, for diagnostics and dashboards."""
+
+    counts: Mapping[Status, int] = field(default_factory=lambda: dict(_NO_COUNTS))
+    total_duration: float = 0.0
+    max_duration: float = 0.0
+    last: ReloadResult | None = None
+    tracked_modules: int = 0
+    watched_dirs: int = 0
+    polled_dirs: int = 0
+
+    @property
+    def reloads(self) -> int:
+        """Transactions that did something (every status but ``noop``)."""
+        return sum(n for s, n in self.counts.items() if s != "noop")

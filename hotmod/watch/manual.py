@@ -1,0 +1,33 @@
+"""The manual backend: nothing is detected; changes arrive through ``Reloader.notify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ManualWatcher:
+    name = "manual"
+    needs_scan = False
+
+    def add(self, path: Path) -> None:
+        pass
+
+    def discard(self, path: Path) -> None:
+        pass
+
+    def scan(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    @property
+    def watched_dirs(self) -> int:
+        return 0
+
+    @property
+    def polled_dirs(self) -> int:
+        return 0

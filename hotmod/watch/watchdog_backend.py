@@ -1,0 +1,173 @@
+"""The event backend, on watchdog (inotify on Linux, FSEvents, kqueue, ReadDirectoryChangesW).
+
+Only folders that hold tracked modules are watched, one non-recursive watch each, so a
+project inside a large tree (or beside a virtualenv) costs a handful of inotify watches.
+A folder whose watch cannot be placed (the per-user inotify limit, a permission) is
+announced with a warning and polled instead: never silent partial coverage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from .._changes import ChangeQueue
+from ..errors import HotmodWarning
+from .polling import PollingWatcher
+
+logger = logging.getLogger(__name__)
+
+# Read-only activity (open, close-without-write, access) never enters the kernel queue.
+EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+]
+
+
+def _make_observer() -> BaseObserver:
+    if sys.platform.startswith("linux"):
+        from watchdog.observers.inotify import InotifyObserver
+
+        # Full events keep an unpaired rename-onto-the-path a *move* (a finished file,
+        # as JetBrains' safe write produces) instead of turning it into a *create*.
+        return InotifyObserver(generate_full_events=True)
+    return Observer()
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, queue: ChangeQueue, accept_name: Callable[[str], bool]) -> None:
+        self._queue = queue
+        self._accept = accept_name
+
+    def _path(self, raw: bytes | str) -> Path | None:
+        text = os.fsdecode(raw)
+        if not text or not self._accept(os.path.basename(text)):
+            return None
+        return Path(text)
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        src = self._path(event.src_path)
+        if isinstance(event, FileMovedEvent):
+            dest = self._path(event.dest_path)
+            if src is not None:  # moved away: maybe deleted, maybe vim's backup rename
+                self._queue.push((src,), settled=False)
+            if dest is not None:  # renamed onto the path: the new content is complete
+                self._queue.push((dest,), settled=True)
+        elif src is not None:
+            # Close-after-write ends a save; create/modify/delete may be mid-save.
+            self._queue.push((src,), settled=isinstance(event, FileClosedEvent))
+
+
+class WatchdogWatcher:
+    name = "watchdog"
+
+    def __init__(self, queue: ChangeQueue, accept_name: Callable[[str], bool]) -> None:
+        self._handler = _Handler(queue, accept_name)
+        self._lock = threading.Lock()
+        self._observer: BaseObserver | None = None
+        self._files_in: dict[Path, set[Path]] = {}
+        self._watches: dict[Path, ObservedWatch] = {}
+        self._fallback = PollingWatcher(queue)
+
+    @property
+    def needs_scan(self) -> bool:
+        return self._fallback.files > 0
+
+    def add(self, path: Path) -> None:
+        directory = path.parent
+        with self._lock:
+            files = self._files_in.setdefault(directory, set())
+            files.add(path)
+            if self._observer is not None and directory not in self._watches:
+                self._watch(directory)
+            if directory not in self._watches and self._observer is not None:
+                self._fallback.add(path)
+
+    def discard(self, path: Path) -> None:
+        directory = path.parent
+        with self._lock:
+            self._fallback.discard(path)
+            files = self._files_in.get(directory)
+            if files is None:
+                return
+            files.discard(path)
+            if not files:
+                del self._files_in[directory]
+                watch = self._watches.pop(directory, None)
+                if watch is not None and self._observer is not None:
+                    self._observer.unschedule(watch)
+
+    def _watch(self, directory: Path) -> None:
+        assert self._observer is not None
+        try:
+            self._watches[directory] = self._observer.schedule(
+                self._handler, str(directory), recursive=False, event_filter=EVENT_FILTER
+            )
+        except OSError as exc:
+            message = (
+                f"hotmod cannot watch {directory} ({exc.strerror or exc}); polling its "
+                "tracked files instead. On Linux, raise fs.inotify.max_user_watches."
+            )
+            logger.warning("%s", message)
+            warnings.warn(message, HotmodWarning, stacklevel=2)
+            for file in self._files_in.get(directory, ()):
+                self._fallback.add(file)
+
+    def scan(self) -> None:
+        self._fallback.scan()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._observer is not None:
+                return
+            observer = _make_observer()
+            observer.daemon = True
+            observer.name = "hotmod-watchdog"
+            # Start first, then schedule: a watch that fails then fails alone.
+            observer.start()
+            self._observer = observer
+            for directory in list(self._files_in):
+                self._watch(directory)
+
+    def stop(self) -> None:
+        with self._lock:
+            observer, self._observer = self._observer, None
+            self._watches.clear()
+            for files in self._files_in.values():
+                for file in files:
+                    self._fallback.discard(file)
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
+
+    @property
+    def alive(self) -> bool:
+        return self._observer is not None and self._observer.is_alive()
+
+    @property
+    def watched_dirs(self) -> int:
+        return len(self._watches)
+
+    @property
+    def polled_dirs(self) -> int:
+        return self._fallback.polled_dirs
