@@ -75,9 +75,7 @@ class PathFilter:
         self._include = _compile(include)
         self._exclude = _compile(exclude)
         # A root inside site-packages is an explicit request: honour it.
-        self._system = tuple(
-            d for d in _system_dirs() if not any(_is_within(str(r), d) for r in self.roots)
-        )
+        self._system = tuple(d for d in _system_dirs() if not any(_is_within(str(r), d) for r in self.roots))
 
     def root_of(self, path: Path) -> Path | None:
         spath = str(path)

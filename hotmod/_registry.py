@@ -57,7 +57,9 @@ class ModuleRegistry:
             if not real.startswith(self._prefixes):
                 return None
         path = Path(os.path.realpath(absolute))
-        if self._filter.accepts(path) or (is_extension(path) and self._filter.accepts(path, check_name=False)):
+        if self._filter.accepts(path) or (
+            is_extension(path) and self._filter.accepts(path, check_name=False)
+        ):
             return path
         return None
 

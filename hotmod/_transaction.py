@@ -198,7 +198,8 @@ def _prune(unit: Unit) -> int:
     stale = [
         name
         for name in unit.old_names - unit.new_names
-        if name in namespace and not (name.startswith("__") and name.endswith("__"))
+        if name in namespace
+        and not (name.startswith("__") and name.endswith("__"))
         and namespace[name] is unit.snapshot.get(name, namespace)
     ]
     for name in stale:

@@ -12,9 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
-from typing import Literal
-
-from typing_extensions import Self
+from typing import Literal, Self
 
 from . import _transaction
 from ._changes import ChangeQueue
@@ -194,7 +192,9 @@ class Reloader:
         """Tracked source path -> module name (a snapshot)."""
         with _RELOAD_LOCK:
             self._sync()
-            return MappingProxyType({p: names[0] for p, names in self._registry.names_by_path.items() if names})
+            return MappingProxyType(
+                {p: names[0] for p, names in self._registry.names_by_path.items() if names}
+            )
 
     @property
     def stats(self) -> ReloadStats:
@@ -332,9 +332,10 @@ class Reloader:
                     self._dirty.add(path)
             error = ReloadError(reason, module=unit.name, path=unit.path)
             return self._finish(ReloadResult("needs_restart", names, paths, error), started, key)
-        error = _transaction.compile_units(units)
-        outcome = _transaction.Outcome(error) if error else None
-        if outcome is None:
+        compile_error = _transaction.compile_units(units)
+        if compile_error is not None:
+            outcome = _transaction.Outcome(compile_error)
+        else:
             outcome = _transaction.execute(_transaction.dependency_order(units))
         if outcome.error is not None:
             self._dirty.update(sources)
@@ -434,44 +435,54 @@ class Reloader:
                 "Restart the program to run the edited script (edits to the modules it imports apply live)."
             )
         if unit.path is not None and is_extension(unit.path):
-            return unit, f"{where} is a compiled extension module ({unit.name}); restart to load the rebuilt file."
+            return (
+                unit,
+                f"{where} is a compiled extension module ({unit.name}); restart to load the rebuilt file.",
+            )
         return None
 
     def _importers_of(self, units: list[_transaction.Unit]) -> list[_transaction.Unit]:
         changed = {u.name for u in units}
         extra: list[_transaction.Unit] = []
-        for path, names in self._registry.names_by_path.items():
+        for path in list(self._registry.names_by_path):
             for name, module in self._registry.modules_for(path):
                 if name in changed:
                     continue
                 for value in list(module.__dict__.values()):
                     owner = (
-                        value.__dict__.get("__name__") if isinstance(value, ModuleType)
-                        else getattr(value, "__module__", None) if callable(value) else None
+                        value.__dict__.get("__name__")
+                        if isinstance(value, ModuleType)
+                        else getattr(value, "__module__", None)
+                        if callable(value)
+                        else None
                     )
                     if owner in changed:
                         try:
                             source = read_source(path)
                         except OSError:
                             break
-                        extra.append(_transaction.Unit(name, module, path, source, self._old_names(self._files[path])))
+                        extra.append(
+                            _transaction.Unit(name, module, path, source, self._old_names(self._files[path]))
+                        )
                         break
         return extra
 
-    def _units_for_target(self, target: ModuleType | str | os.PathLike[str]) -> tuple[list[_transaction.Unit], Path | None]:
+    def _units_for_target(
+        self, target: ModuleType | str | os.PathLike[str]
+    ) -> tuple[list[_transaction.Unit], Path | None]:
         if isinstance(target, ModuleType):
             name = target.__name__
             if sys.modules.get(name) is not target:
                 raise HotmodError(f"module {name!r} is not the one in sys.modules")
             modules = [(name, target)]
-        elif isinstance(target, str) and target in sys.modules and not os.sep in target:
+        elif isinstance(target, str) and target in sys.modules and os.sep not in target:
             module = sys.modules[target]
             if not isinstance(module, ModuleType):
                 raise HotmodError(f"sys.modules[{target!r}] is not a module")
             modules = [(target, module)]
         else:
-            path = Path(os.path.realpath(os.fspath(target)))
-            modules = self._registry.modules_for(path)
+            target_path = Path(os.path.realpath(os.fspath(target)))
+            modules = self._registry.modules_for(target_path)
             if not modules:
                 raise HotmodError(f"no loaded module comes from {target}")
         origin = module_origin(modules[0][1])

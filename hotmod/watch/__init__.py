@@ -15,8 +15,10 @@ class Watcher(Protocol):
     """What the reloader needs from a backend."""
 
     name: str
-    #: True when changes are only found by calling :meth:`scan` (no events).
-    needs_scan: bool
+
+    @property
+    def needs_scan(self) -> bool:
+        """True when some changes are only found by calling :meth:`scan`."""
 
     def add(self, path: Path) -> None:
         """Start watching a tracked file (and, for event backends, its folder)."""

@@ -7,7 +7,10 @@ from pathlib import Path
 
 class ManualWatcher:
     name = "manual"
-    needs_scan = False
+
+    @property
+    def needs_scan(self) -> bool:
+        return False
 
     def add(self, path: Path) -> None:
         pass

@@ -26,7 +26,10 @@ def _signature(path: Path) -> _Signature:
 
 class PollingWatcher:
     name = "polling"
-    needs_scan = True
+
+    @property
+    def needs_scan(self) -> bool:
+        return True
 
     def __init__(self, queue: ChangeQueue) -> None:
         self._queue = queue
