@@ -1,0 +1,1 @@
+"""hotmod's benchmarks: ``python -m benchmarks --help``."""

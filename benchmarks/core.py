@@ -1,0 +1,129 @@
+"""hotmod's own core figures: write-to-new-code latency and idle poll cost.
+
+B1: a loop calls into a small module while it is saved 50 times the way editors save
+(temp file + rename); each figure is the time from the start of the save to the first
+call that returned the new value, with the default ``Reloader`` (watchdog backend,
+background apply). ``loop`` says how the calling loop behaves: ``2 kHz`` sleeps 0.5 ms
+between calls (a game loop, a server between requests), ``busy`` never yields, so every
+hop between threads waits for Python's switch interval.
+
+B2: one ``poll()`` with N unrelated modules imported, the watchdog backend, nothing
+changed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import hotmod
+
+from ._util import save_like_an_editor, summarize
+
+SMALL = "def value():\n    return {n}\n\n\ndef helper(x):\n    return x * {n}\n"
+
+
+def _import_fresh(folder: str, name: str) -> Any:
+    sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+    return importlib.import_module(name)
+
+
+def write_to_running(saves: int = 50, *, backend: str = "auto", busy: bool = False) -> list[float]:
+    latencies: list[float] = []
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory(prefix="hotmod-b1-") as folder:
+        path = Path(folder) / "b1_target.py"
+        path.write_text(SMALL.format(n=0))
+        module = _import_fresh(folder, "b1_target")
+        seen: dict[int, float] = {}
+        stop = threading.Event()
+
+        def loop() -> None:
+            last = -1
+            while not stop.is_set():
+                value = module.value()
+                if value != last:
+                    seen[value] = time.perf_counter()
+                    last = value
+                if not busy:
+                    time.sleep(0.0005)
+
+        with hotmod.Reloader([folder], backend=backend):  # type: ignore[arg-type]
+            worker = threading.Thread(target=loop, daemon=True)
+            worker.start()
+            for n in range(1, saves + 1):
+                started = time.perf_counter()
+                save_like_an_editor(path, SMALL.format(n=n))
+                deadline = started + 5
+                while n not in seen and time.perf_counter() < deadline:
+                    time.sleep(0.0002)
+                if n not in seen:
+                    raise RuntimeError(f"save {n} was not running after 5 s")
+                latencies.append(seen[n] - started)
+                # The next save is a separate one, at a random phase of a polling cycle.
+                time.sleep(0.02 + rng.uniform(0, 0.5 if backend == "polling" else 0.01))
+            stop.set()
+            worker.join()
+        sys.path.remove(folder)
+        del sys.modules["b1_target"]
+    return latencies
+
+
+def idle_poll(unrelated: int, *, batches: int = 20, per_batch: int = 2000) -> list[float]:
+    with tempfile.TemporaryDirectory(prefix="hotmod-b2-") as folder:
+        other = Path(folder) / "unrelated"
+        other.mkdir()
+        for i in range(unrelated):
+            (other / f"u_{i}.py").write_text(f"X = {i}\n")
+        watched = Path(folder) / "watched"
+        watched.mkdir()
+        (watched / "b2_target.py").write_text(SMALL.format(n=0))
+        sys.path.insert(0, str(other))
+        _import_fresh(str(watched), "b2_target")
+        for i in range(unrelated):
+            importlib.import_module(f"u_{i}")
+        per_call: list[float] = []
+        with hotmod.Reloader([str(watched)], backend="watchdog", apply="manual") as reloader:
+            reloader.poll()
+            for _ in range(batches):
+                started = time.perf_counter()
+                for _ in range(per_batch):
+                    reloader.poll()
+                per_call.append((time.perf_counter() - started) / per_batch)
+        for i in range(unrelated):
+            del sys.modules[f"u_{i}"]
+        del sys.modules["b2_target"]
+        sys.path.remove(str(other))
+        sys.path.remove(str(watched))
+    return per_call
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    saves = 20 if quick else 50
+    for busy in (False, True):
+        loop = "busy" if busy else "2 kHz"
+        values = write_to_running(saves, busy=busy)
+        rows.append(
+            {"figure": f"B1 write -> new code running ({loop} loop)", "tool": "hotmod watchdog"}
+            | summarize(values)
+        )
+    values = write_to_running(saves, backend="polling")
+    rows.append(
+        {"figure": "B1 write -> new code running (2 kHz loop)", "tool": "hotmod polling 0.5 s"}
+        | summarize(values)
+    )
+    for count in (0, 1000, 5000):
+        values = idle_poll(count, batches=5 if quick else 20)
+        rows.append(
+            {"figure": f"B2 idle poll(), {count} modules imported", "tool": "hotmod watchdog"}
+            | summarize(values)
+        )
+    return rows
