@@ -168,7 +168,8 @@ def _tour(say: Any, module: ModuleType, path: Path, reloader: Reloader, next_res
         say(f"   {result.summary()}; the app ran the new code {seen * 1000:.1f} ms after the save")
         say(f"   running  greet('world') -> {caller.last!r}")
         state = "kept" if module.VISITS["count"] >= visits_before else "LOST"
-        say(f"   state    VISITS {state}: {visits_before} visits before the edit, {module.VISITS['count']} now")
+        now = module.VISITS["count"]
+        say(f"   state    VISITS {state}: {visits_before} visits before the edit, {now} now")
 
         time.sleep(PAUSE)
         say("\n2. Save a broken edit (a syntax error)")
