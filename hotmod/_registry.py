@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
@@ -42,6 +43,9 @@ class ModuleRegistry:
             sorted({str(r) for r in path_filter.roots} | {os.path.abspath(r) for r in path_filter.roots})
         )
         self._seen_len = -1
+        #: wall-clock time (ns) of the scan before the last one, None before two scans
+        self.previous_scan_ns: int | None = None
+        self._last_scan_ns: int | None = None
         self._known: dict[str, object] = {}
         self.names_by_path: dict[Path, list[str]] = {}
         self.path_by_name: dict[str, Path] = {}
@@ -70,6 +74,7 @@ class ModuleRegistry:
             return [], []
         added: list[Path] = []
         removed: list[Path] = []
+        self.previous_scan_ns, self._last_scan_ns = self._last_scan_ns, time.time_ns()
         for name, module in list(modules.items()):
             if self._known.get(name, self) is module:
                 continue
@@ -113,6 +118,7 @@ class ModuleRegistry:
 
     def forget(self) -> None:
         self._seen_len = -1
+        self.previous_scan_ns = self._last_scan_ns = None
         self._known.clear()
         self.names_by_path.clear()
         self.path_by_name.clear()

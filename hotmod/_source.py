@@ -34,7 +34,7 @@ class Source:
     path: Path
     data: bytes
     digest: bytes
-    mtime: float
+    mtime_ns: int
 
     @property
     def empty(self) -> bool:
@@ -50,7 +50,7 @@ def read_source(path: Path) -> Source:
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
         data = f.read()
-    return Source(path, data, digest(data), st.st_mtime)
+    return Source(path, data, digest(data), st.st_mtime_ns)
 
 
 def compile_source(source: Source) -> CodeType:
@@ -70,7 +70,8 @@ def refresh_linecache(source: Source) -> None:
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    linecache.cache[str(source.path)] = (len(source.data), source.mtime, lines, str(source.path))
+    mtime = source.mtime_ns / 1e9
+    linecache.cache[str(source.path)] = (len(source.data), mtime, lines, str(source.path))
 
 
 def bound_names(code: CodeType) -> tuple[frozenset[str], bool]:

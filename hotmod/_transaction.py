@@ -21,6 +21,7 @@ from typing import Any
 
 from ._source import Source, bound_names, compile_source, error_line, refresh_linecache
 from .errors import ReloadError
+from .patching import Patcher, PatchReport
 
 
 @dataclass(slots=True)
@@ -42,6 +43,11 @@ class Outcome:
     error: ReloadError | None = None
     names_pruned: int = 0
     warnings: list[str] = field(default_factory=list)
+    report: PatchReport = field(default_factory=PatchReport)
+    # (name, old value, new value) of names a module now binds to another object
+    rebound: list[tuple[str, Any, Any]] = field(default_factory=list)
+    # old definitions that could not be updated in place -> the new object
+    replaced: dict[int, tuple[Any, Any]] = field(default_factory=dict)
 
 
 def uses_plain_source_loader(module: ModuleType) -> bool:
@@ -171,9 +177,31 @@ def execute(units: list[Unit]) -> Outcome:
                 for unit in reversed(done):
                     _restore(unit.module.__dict__, unit.snapshot)
         if outcome.error is None:
-            for unit in units:
-                outcome.names_pruned += _prune(unit)
+            _commit(units, outcome)
     return outcome
+
+
+def _commit(units: list[Unit], outcome: Outcome) -> None:
+    """Keep the old objects, updated in place; then prune what the source no longer binds."""
+    patcher = Patcher()
+    for unit in units:
+        namespace = unit.module.__dict__
+        bound = unit.new_names
+        # Namespace order is definition order: a base class merges before its subclasses.
+        names = [n for n in namespace if bound is None or n in bound]
+        patcher.merge_namespace(unit.name, namespace, unit.snapshot, names)
+    patcher.repoint_fresh()
+    for unit in units:
+        namespace = unit.module.__dict__
+        patcher.adopt_instances(namespace)
+        outcome.names_pruned += _prune(unit)
+        for name, old in unit.snapshot.items():
+            new = namespace.get(name, old)
+            if new is not old:
+                outcome.rebound.append((name, old, new))
+    outcome.report = patcher.report
+    outcome.replaced = patcher.replaced
+    outcome.warnings.extend(patcher.report.warnings)
 
 
 def _exec_with_loader(module: ModuleType) -> None:

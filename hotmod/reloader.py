@@ -38,6 +38,9 @@ _RELOAD_LOCK = threading.RLock()
 
 _IDLE = ReloadResult("noop")
 
+# File timestamps come from the kernel's coarse clock, a few milliseconds behind.
+_CLOCK_SLACK_NS = 50_000_000
+
 
 @dataclass(slots=True)
 class _FileState:
@@ -116,6 +119,7 @@ class Reloader:
         self._dirty: set[Path] = set()  # changed on disk, not running yet
         self._reported: frozenset[tuple[Path, bytes | str]] = frozenset()
         self._listeners: list[Listener] = []
+        self._namespaces: list[dict[str, object]] = []
         self._counts: dict[Status, int] = dict.fromkeys(STATUSES, 0)
         self._total = 0.0
         self._max = 0.0
@@ -168,6 +172,7 @@ class Reloader:
             self._registry.forget()
             self._queue.clear()
             self._listeners.clear()
+            self._namespaces.clear()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -222,6 +227,18 @@ class Reloader:
                 self._listeners.remove(listener)
 
         return unsubscribe
+
+    def add_namespace(self, namespace: dict[str, object]) -> Callable[[], None]:
+        """Rebind names in ``namespace`` (a REPL's globals, say) like an importer's.
+
+        Returns a function that stops doing so.
+        """
+        self._namespaces.append(namespace)
+
+        def remove() -> None:
+            self._namespaces[:] = [n for n in self._namespaces if n is not namespace]
+
+        return remove
 
     def notify(self, *paths: str | os.PathLike[str]) -> None:
         """Tell the reloader these files changed (the manual backend's only input)."""
@@ -351,10 +368,58 @@ class Reloader:
             state.missing = False
             state.names = next((u.new_names for u in units if u.path == path), None)
             self._dirty.discard(path)
+        rebound = self._rebind_importers(outcome.rebound, outcome.replaced, {u.name for u in units})
+        report = outcome.report
         result = ReloadResult(
-            "ok", names, paths, None, tuple(outcome.warnings), names_pruned=outcome.names_pruned
+            "ok",
+            names,
+            paths,
+            None,
+            tuple(outcome.warnings),
+            functions_patched=report.functions_patched,
+            classes_patched=report.classes_patched,
+            classes_replaced=report.classes_replaced,
+            references_rebound=rebound,
+            names_pruned=outcome.names_pruned,
         )
         return self._finish(result, started)
+
+    def _rebind_importers(
+        self,
+        changes: list[tuple[str, object, object]],
+        replaced: Mapping[int, tuple[object, object]],
+        reloaded: set[str],
+    ) -> int:
+        """Point ``from m import x`` copies in other tracked modules at the new value.
+
+        A copy is rebound only while it is still the old object (an importer that rebound
+        the name itself keeps its choice), and under the same name: ``f = foo`` becoming
+        ``f = bar`` moves importers' ``f``, never their ``foo``. A definition that could
+        not be updated in place (a replaced class) is followed under any name.
+        """
+        if (not changes and not replaced) or self.dependents == "reexec":
+            return 0
+        by_name: dict[str, tuple[object, object]] = {name: (old, new) for name, old, new in changes}
+        count = 0
+        for namespace in self._importer_namespaces(reloaded):
+            for key, value in list(namespace.items()):
+                hit = by_name.get(key)
+                if hit is None or hit[0] is not value:
+                    hit = replaced.get(id(value))
+                    if hit is None or hit[0] is not value:
+                        continue
+                namespace[key] = hit[1]
+                count += 1
+        return count
+
+    def _importer_namespaces(self, reloaded: set[str]) -> Iterable[dict[str, object]]:
+        for name in list(self._registry.path_by_name):
+            if name in reloaded:
+                continue
+            module = sys.modules.get(name)
+            if isinstance(module, ModuleType):
+                yield module.__dict__
+        yield from self._namespaces
 
     def _finish(
         self, result: ReloadResult, started: float, key: frozenset[tuple[Path, bytes | str]] | None = None
@@ -500,19 +565,32 @@ class Reloader:
 
     def _sync(self) -> None:
         added, removed = self._registry.sync()
+        since = self._registry.previous_scan_ns
         for path in added:
-            self._track(path)
+            self._track(path, imported_after=since)
             self._watcher.add(path)
         for path in removed:
             self._files.pop(path, None)
             self._dirty.discard(path)
             self._watcher.discard(path)
 
-    def _track(self, path: Path) -> None:
+    def _track(self, path: Path, imported_after: int | None = None) -> None:
+        """Start tracking ``path``, taking its current content as what is running.
+
+        A module found by a later sync was imported at some point after the previous
+        sync. If its file was written after that point too, the file may have been
+        edited after the import: what runs is unknown, so the file is queued and the
+        next poll applies it (at worst re-executing an unchanged module once).
+        """
         try:
             source = read_source(path)
         except OSError:
             self._files[path] = _FileState(None, None)
+            return
+        if imported_after is not None and source.mtime_ns > imported_after - _CLOCK_SLACK_NS:
+            self._files[path] = _FileState(None, None)
+            self._queue.push((path,), settled=True)
+            logger.debug("tracking %s (written since the previous look: checking it)", path)
             return
         self._files[path] = _FileState(source.digest, source.data)
         logger.debug("tracking %s", path)
