@@ -9,6 +9,7 @@ moves mtimes backwards be judged by content alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import linecache
 import opcode
@@ -16,7 +17,7 @@ import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType
+from types import CodeType, FunctionType
 
 _STORE_OPS = frozenset(
     opcode.opmap[name] for name in ("STORE_NAME", "STORE_GLOBAL", "DELETE_NAME") if name in opcode.opmap
@@ -109,3 +110,83 @@ def error_line(exc: BaseException, path: Path) -> int | None:
         if frame.f_code.co_filename == str(path):
             line = lineno
     return line
+
+
+def _code_by_qualname(code: CodeType, into: dict[str, CodeType]) -> dict[str, CodeType]:
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            into.setdefault(const.co_qualname, const)
+            _code_by_qualname(const, into)
+    return into
+
+
+_LOAD_CONST = opcode.opmap["LOAD_CONST"]
+_LOAD_NAME = opcode.opmap["LOAD_NAME"]
+_CACHE = opcode.opmap.get("CACHE", 0)
+_STORE_NAME = opcode.opmap["STORE_NAME"]
+_PLAIN = (int, str, bytes, float, bool, type(None))
+
+
+def _top_level_bindings(code: CodeType) -> tuple[dict[str, object], dict[str, str]]:
+    """``NAME = <literal>`` and ``NAME = OTHER`` statements of module code."""
+    raw = code.co_code
+    found: dict[str, object] = {}
+    aliases: dict[str, str] = {}
+    nothing = last_const = object()
+    last_name: str | None = None
+    ext = 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | ext
+        if op == _EXTENDED_ARG:
+            ext = arg << 8
+            continue
+        ext = 0
+        if op == _LOAD_CONST:
+            last_const, last_name = code.co_consts[arg], None
+            continue
+        if op == _LOAD_NAME:
+            last_const, last_name = nothing, code.co_names[arg]
+            continue
+        if op == _STORE_NAME:
+            if last_const is not nothing and isinstance(last_const, _PLAIN):
+                found[code.co_names[arg]] = last_const
+            elif last_name is not None:
+                aliases[code.co_names[arg]] = last_name
+        if op != _CACHE:
+            last_const, last_name = nothing, None
+    return found, aliases
+
+
+def runs_this_source(code: CodeType, namespace: dict[str, object], module_name: str) -> bool:
+    """Whether a loaded module plausibly came from ``code`` (compiled from its file now).
+
+    Used when a module is first seen after its file was written: compares the code of
+    every function and method the module holds, and its top-level literal constants.
+    Only code objects and plain literals are compared, never user objects.
+    """
+    compiled = _code_by_qualname(code, {})
+    pending: list[object] = []
+    for value in list(namespace.values()):
+        if isinstance(value, type) and value.__dict__.get("__module__") == module_name:
+            pending.extend(value.__dict__.values())
+        else:
+            pending.append(value)
+    seen: set[int] = set()
+    while pending:
+        fn = pending.pop()
+        fn = getattr(fn, "__func__", fn) if isinstance(fn, (staticmethod, classmethod)) else fn
+        if not isinstance(fn, FunctionType) or id(fn) in seen or fn.__module__ != module_name:
+            continue
+        seen.add(id(fn))
+        twin = compiled.get(fn.__code__.co_qualname)
+        if twin is None or twin != fn.__code__:
+            return False
+        for cell in fn.__closure__ or ():  # a decorator's wrapper holds the decorated function
+            with contextlib.suppress(ValueError):
+                pending.append(cell.cell_contents)
+    literals, aliases = _top_level_bindings(code)
+    for name, literal in literals.items():
+        current = namespace.get(name, literal)
+        if type(current) is not type(literal) or current != literal:
+            return False
+    return all(namespace.get(name) is namespace.get(other) for name, other in aliases.items())

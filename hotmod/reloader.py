@@ -18,7 +18,7 @@ from . import _transaction
 from ._changes import ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
 from ._registry import ModuleRegistry, is_extension, module_origin
-from ._source import Source, bound_names, compile_source, read_source
+from ._source import Source, bound_names, compile_source, read_source, runs_this_source
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .result import STATUSES, ReloadResult, ReloadStats, Status
 from .watch import BackendName, Watcher
@@ -578,22 +578,35 @@ class Reloader:
         """Start tracking ``path``, taking its current content as what is running.
 
         A module found by a later sync was imported at some point after the previous
-        sync. If its file was written after that point too, the file may have been
-        edited after the import: what runs is unknown, so the file is queued and the
-        next poll applies it (at worst re-executing an unchanged module once).
+        sync. If its file was written after that point too, it may have been edited
+        after the import: the module's functions and literals are compared with the
+        file's, and on a difference the file is queued so the next poll applies it.
         """
         try:
             source = read_source(path)
         except OSError:
             self._files[path] = _FileState(None, None)
             return
-        if imported_after is not None and source.mtime_ns > imported_after - _CLOCK_SLACK_NS:
+        if (
+            imported_after is not None
+            and source.mtime_ns > imported_after - _CLOCK_SLACK_NS
+            and not self._runs_source(path, source)
+        ):
             self._files[path] = _FileState(None, None)
             self._queue.push((path,), settled=True)
             logger.debug("tracking %s (written since the previous look: checking it)", path)
             return
         self._files[path] = _FileState(source.digest, source.data)
         logger.debug("tracking %s", path)
+
+    def _runs_source(self, path: Path, source: Source) -> bool:
+        try:
+            code = compile_source(source)
+        except (SyntaxError, ValueError):
+            return False
+        return all(
+            runs_this_source(code, module.__dict__, name) for name, module in self._registry.modules_for(path)
+        )
 
     def _resume_watching(self, *, rescan: bool) -> None:
         if self._watching:
