@@ -190,3 +190,49 @@ def runs_this_source(code: CodeType, namespace: dict[str, object], module_name: 
         if type(current) is not type(literal) or current != literal:
             return False
     return all(namespace.get(name) is namespace.get(other) for name, other in aliases.items())
+
+
+_IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
+
+
+def imported_modules(code: CodeType, package: str | None) -> frozenset[str]:
+    """Modules that top-level ``import``/``from ... import`` statements of ``code`` name.
+
+    For ``from p import x`` both ``p`` and ``p.x`` are listed (``x`` may be a submodule).
+    """
+    raw = code.co_code
+    found: set[str] = set()
+    consts: list[object] = []
+    ext = 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | ext
+        if op == _EXTENDED_ARG:
+            ext = arg << 8
+            continue
+        ext = 0
+        if op == _LOAD_CONST:
+            consts.append(code.co_consts[arg])
+            continue
+        if op == _IMPORT_NAME:
+            level = consts[-2] if len(consts) >= 2 and isinstance(consts[-2], int) else 0
+            fromlist = consts[-1] if consts and isinstance(consts[-1], tuple) else ()
+            base = _resolve(code.co_names[arg], level, package)
+            if base is not None:
+                if base:
+                    found.add(base)
+                found.update(f"{base}.{name}" if base else name for name in fromlist if isinstance(name, str))
+        if op != _CACHE:
+            consts.clear()
+    return frozenset(found)
+
+
+def _resolve(name: str, level: int, package: str | None) -> str | None:
+    if level == 0:
+        return name
+    if not package:
+        return None
+    parts = package.split(".")
+    if level - 1 > len(parts) - 1:
+        return None
+    base = ".".join(parts[: len(parts) - (level - 1)])
+    return f"{base}.{name}" if name else base

@@ -80,6 +80,12 @@ class Patcher:
             kept = self.merge(old, new, module_name, f"{module_name}.{name}")
             if kept is not new:
                 namespace[name] = kept
+            elif _defines(old, name, module_name) and not _defines(new, name, module_name):
+                self.report.warnings.append(
+                    f"{module_name}.{name} is no longer defined by a plain def/class statement "
+                    f"(it is now {getattr(new, '__qualname__', type(new).__name__)}); references "
+                    "taken before this reload keep the previous object and its code"
+                )
 
     def merge(self, old: Any, new: Any, module_name: str, where: str) -> Any:
         """Return the object to keep: ``old`` updated in place, or ``new``."""
@@ -285,6 +291,9 @@ class Patcher:
         """
         if not self.kept:
             return
+        for obj in self.fresh:
+            if isinstance(obj, type):
+                self._rebase(obj)
         done: set[int] = set()
         stack = list(self.fresh)
         for kept in list(self.kept.values()):
@@ -311,6 +320,16 @@ class Patcher:
                 elif isinstance(value, types.FunctionType):
                     stack.append(value)
 
+    def _rebase(self, cls: type) -> None:
+        """A replaced class derives from the kept bases, not from their discarded twins."""
+        bases = tuple(self.kept.get(id(b), b) for b in cls.__bases__)
+        if all(a is b for a, b in zip(bases, cls.__bases__, strict=True)):
+            return
+        try:
+            cls.__bases__ = bases
+        except TypeError as exc:
+            self.report.warnings.append(f"{cls.__qualname__}: derives from the new bases ({exc})")
+
     def adopt_instances(self, namespace: dict[str, Any]) -> None:
         """Module-level instances of a discarded class become instances of the kept one."""
         for name, value in list(namespace.items()):
@@ -333,6 +352,15 @@ def _same_definition(old: Any, new: Any, module_name: str) -> bool:
         getattr(old, "__module__", None) == module_name
         and new.__module__ == module_name
         and old.__qualname__ == new.__qualname__
+    )
+
+
+def _defines(obj: Any, name: str, module_name: str) -> bool:
+    """``obj`` is what ``def name``/``class name`` at the top of the module created."""
+    return (
+        isinstance(obj, (types.FunctionType, type))
+        and getattr(obj, "__qualname__", None) == name
+        and getattr(obj, "__module__", None) == module_name
     )
 
 

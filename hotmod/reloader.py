@@ -18,7 +18,14 @@ from . import _transaction
 from ._changes import ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
 from ._registry import ModuleRegistry, is_extension, module_origin
-from ._source import Source, bound_names, compile_source, read_source, runs_this_source
+from ._source import (
+    Source,
+    bound_names,
+    compile_source,
+    imported_modules,
+    read_source,
+    runs_this_source,
+)
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .result import STATUSES, ReloadResult, ReloadStats, Status
 from .watch import BackendName, Watcher
@@ -507,29 +514,22 @@ class Reloader:
         return None
 
     def _importers_of(self, units: list[_transaction.Unit]) -> list[_transaction.Unit]:
+        """Tracked modules whose top-level imports name a module of the batch."""
         changed = {u.name for u in units}
         extra: list[_transaction.Unit] = []
         for path in list(self._registry.names_by_path):
             for name, module in self._registry.modules_for(path):
                 if name in changed:
                     continue
-                for value in list(module.__dict__.values()):
-                    owner = (
-                        value.__dict__.get("__name__")
-                        if isinstance(value, ModuleType)
-                        else getattr(value, "__module__", None)
-                        if callable(value)
-                        else None
-                    )
-                    if owner in changed:
-                        try:
-                            source = read_source(path)
-                        except OSError:
-                            break
-                        extra.append(
-                            _transaction.Unit(name, module, path, source, self._old_names(self._files[path]))
-                        )
-                        break
+                try:
+                    source = read_source(path)
+                    code = compile_source(source)
+                except (OSError, SyntaxError, ValueError):
+                    continue  # it will report itself when it is saved
+                package = module.__dict__.get("__package__")
+                if imported_modules(code, package if isinstance(package, str) else None) & changed:
+                    unit = _transaction.Unit(name, module, path, source, self._old_names(self._files[path]))
+                    extra.append(unit)
         return extra
 
     def _units_for_target(
