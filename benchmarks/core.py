@@ -105,6 +105,71 @@ def idle_poll(unrelated: int, *, batches: int = 20, per_batch: int = 2000) -> li
     return per_call
 
 
+def _classes_module(classes: int, edit: str, n: int) -> str:
+    lines = []
+    for c in range(classes):
+        lines.append(f"class K{c}:")
+        lines.append(f"    LIMIT = {n if edit == 'attribute' and c == 0 else 0}")
+        for m in range(5):
+            value = n if edit == "method" and c == 0 and m == 0 else m
+            lines.append(f"    def m{m}(self):\n        return {value}")
+    return "\n".join(lines) + "\n"
+
+
+def reload_with_heap(live_objects: int, edit: str, *, repeats: int = 15) -> list[float]:
+    """B3: one edit of a 20-class module with ``live_objects`` extra objects alive."""
+    heap = [[] for _ in range(live_objects)]  # GC-tracked, like a real application's data
+    durations: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="hotmod-b3-") as folder:
+        path = Path(folder) / "b3_classes.py"
+        path.write_text(_classes_module(20, edit, 0))
+        _import_fresh(folder, "b3_classes")
+        with hotmod.Reloader([folder], backend="manual", apply="manual") as reloader:
+            for n in range(1, repeats + 1):
+                path.write_text(_classes_module(20, edit, n))
+                reloader.notify(path)
+                started = time.perf_counter()
+                result = reloader.poll()
+                durations.append(time.perf_counter() - started)
+                assert result.status == "ok", result
+        sys.path.remove(folder)
+        del sys.modules["b3_classes"]
+    del heap
+    return durations
+
+
+def one_function_edit(definitions: int, *, repeats: int = 15) -> tuple[list[float], list[float]]:
+    """B4: edit one function of a module with ``definitions`` functions; and compile time."""
+
+    def source(n: int) -> str:
+        body = [
+            f"def f{i}(x):\n    return x + {n if i == definitions // 2 else i}\n" for i in range(definitions)
+        ]
+        return "\n".join(body)
+
+    durations: list[float] = []
+    compiles: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="hotmod-b4-") as folder:
+        path = Path(folder) / "b4_defs.py"
+        path.write_text(source(0))
+        _import_fresh(folder, "b4_defs")
+        with hotmod.Reloader([folder], backend="manual", apply="manual") as reloader:
+            for n in range(1, repeats + 1):
+                text = source(n)
+                path.write_text(text)
+                started = time.perf_counter()
+                compile(text, str(path), "exec", dont_inherit=True)
+                compiles.append(time.perf_counter() - started)
+                reloader.notify(path)
+                started = time.perf_counter()
+                result = reloader.poll()
+                durations.append(time.perf_counter() - started)
+                assert result.status == "ok", result
+        sys.path.remove(folder)
+        del sys.modules["b4_defs"]
+    return durations, compiles
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     saves = 20 if quick else 50
@@ -126,4 +191,14 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             {"figure": f"B2 idle poll(), {count} modules imported", "tool": "hotmod watchdog"}
             | summarize(values)
         )
+    for live in (0, 1_000_000) if quick else (0, 1_000_000, 5_000_000):
+        for edit in ("method", "attribute"):
+            values = reload_with_heap(live, edit)
+            figure = f"B3 20-class module, {edit} edit, {live:,} live objects"
+            rows.append({"figure": figure, "tool": "hotmod"} | summarize(values))
+    for size in (50, 200, 800):
+        values, compiles = one_function_edit(size)
+        figure = f"B4 one-function edit, {size} definitions"
+        rows.append({"figure": figure, "tool": "hotmod"} | summarize(values))
+        rows.append({"figure": figure, "tool": "compile() floor"} | summarize(compiles))
     return rows
