@@ -43,11 +43,14 @@ class ChangeQueue:
                 entry = self._entries.get(path)
                 if entry is None:
                     self._entries[path] = _Entry(now + self.settle, settled)
-                elif settled:
+                    continue
+                if settled:
                     entry.settled = True
                 else:
-                    # A new write started: wait for it to finish, whatever came before.
+                    # A new write started: wait for it to finish, whatever came before,
+                    # and give its own transient states (empty, missing) their own wait.
                     entry.settled = False
+                    entry.waited = False
                     entry.deadline = now + self.settle
             self._cond.notify_all()
 

@@ -167,7 +167,9 @@ def execute(units: list[Unit]) -> Outcome:
                         exec(unit.code, namespace)
                     else:
                         _exec_with_loader(unit.module)
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
+                    # sys.exit() in module code refuses this version; it must not end
+                    # the process or the applying thread. Ctrl-C still propagates.
                     outcome.error = _reload_error(exc, unit, "executing")
                     break
             ran_clean = outcome.error is None
