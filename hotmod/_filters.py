@@ -7,6 +7,7 @@ import os
 import re
 import sysconfig
 from collections.abc import Iterable
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 DEFAULT_INCLUDE: tuple[str, ...] = ("*.py",)
@@ -101,8 +102,13 @@ class PathFilter:
         return True
 
     def name_accepted(self, name: str) -> bool:
-        """The name-only part of :meth:`accepts`, for event paths in watched folders."""
-        if self._include is not None and not self._include.match(name):
+        """The name-only part of :meth:`accepts`, for event paths in watched folders.
+
+        Compiled extensions are tracked whatever ``include`` says (a rebuilt one must
+        be reported as needing a restart), so their events pass too.
+        """
+        extension = name.endswith(tuple(EXTENSION_SUFFIXES))
+        if self._include is not None and not self._include.match(name) and not extension:
             return False
         return self._exclude is None or not self._exclude.match(name)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from ._filters import PathFilter
 
@@ -32,6 +33,14 @@ def module_origin(module: object) -> str | None:
     return origin if isinstance(origin, str) else None
 
 
+def _last_entry(modules: dict[str, Any]) -> tuple[str, int] | None:
+    try:
+        name = next(reversed(modules))
+    except (StopIteration, RuntimeError):  # empty, or changed size under us
+        return None
+    return name, id(modules.get(name))
+
+
 def is_extension(path: Path) -> bool:
     return any(path.name.endswith(suffix) for suffix in EXTENSION_SUFFIXES)
 
@@ -43,6 +52,7 @@ class ModuleRegistry:
             sorted({str(r) for r in path_filter.roots} | {os.path.abspath(r) for r in path_filter.roots})
         )
         self._seen_len = -1
+        self._seen_last: tuple[str, int] | None = None
         #: wall-clock time (ns) of the scan before the last one, None before two scans
         self.previous_scan_ns: int | None = None
         self._last_scan_ns: int | None = None
@@ -70,7 +80,9 @@ class ModuleRegistry:
     def sync(self) -> tuple[list[Path], list[Path]]:
         """Catch up with ``sys.modules``; returns (newly tracked, no longer tracked) files."""
         modules = sys.modules
-        if len(modules) == self._seen_len:
+        # New entries go to the end of the dict: its length and its last entry change
+        # whenever something was imported, even if something else was removed.
+        if len(modules) == self._seen_len and self._seen_last == _last_entry(modules):
             return [], []
         added: list[Path] = []
         removed: list[Path] = []
@@ -94,6 +106,7 @@ class ModuleRegistry:
                 del self._known[name]
                 removed.extend(self._untrack(name))
         self._seen_len = len(modules)
+        self._seen_last = _last_entry(modules)
         return added, [p for p in removed if p not in self.names_by_path]
 
     def _untrack(self, name: str) -> Iterator[Path]:
@@ -118,6 +131,7 @@ class ModuleRegistry:
 
     def forget(self) -> None:
         self._seen_len = -1
+        self._seen_last = None
         self.previous_scan_ns = self._last_scan_ns = None
         self._known.clear()
         self.names_by_path.clear()

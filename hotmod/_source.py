@@ -15,6 +15,7 @@ import linecache
 import opcode
 import os
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, FunctionType
@@ -112,10 +113,11 @@ def error_line(exc: BaseException, path: Path) -> int | None:
     return line
 
 
-def _code_by_qualname(code: CodeType, into: dict[str, CodeType]) -> dict[str, CodeType]:
+def _code_by_qualname(code: CodeType, into: dict[str, list[CodeType]]) -> dict[str, list[CodeType]]:
+    """Every nested code object, by qualified name (lambdas share one: hence lists)."""
     for const in code.co_consts:
         if isinstance(const, CodeType):
-            into.setdefault(const.co_qualname, const)
+            into.setdefault(const.co_qualname, []).append(const)
             _code_by_qualname(const, into)
     return into
 
@@ -169,6 +171,10 @@ def runs_this_source(code: CodeType, namespace: dict[str, object], module_name: 
     for value in list(namespace.values()):
         if isinstance(value, type) and value.__dict__.get("__module__") == module_name:
             pending.extend(value.__dict__.values())
+            # Literal class attributes: compare them with the class body's own.
+            for body in compiled.get(value.__qualname__, ()):
+                if not _literals_match(_top_level_bindings(body)[0], value.__dict__):
+                    return False
         else:
             pending.append(value)
     seen: set[int] = set()
@@ -178,18 +184,23 @@ def runs_this_source(code: CodeType, namespace: dict[str, object], module_name: 
         if not isinstance(fn, FunctionType) or id(fn) in seen or fn.__module__ != module_name:
             continue
         seen.add(id(fn))
-        twin = compiled.get(fn.__code__.co_qualname)
-        if twin is None or twin != fn.__code__:
+        if not any(twin == fn.__code__ for twin in compiled.get(fn.__code__.co_qualname, ())):
             return False
         for cell in fn.__closure__ or ():  # a decorator's wrapper holds the decorated function
             with contextlib.suppress(ValueError):
                 pending.append(cell.cell_contents)
     literals, aliases = _top_level_bindings(code)
+    if not _literals_match(literals, namespace):
+        return False
+    return all(namespace.get(name) is namespace.get(other) for name, other in aliases.items())
+
+
+def _literals_match(literals: dict[str, object], namespace: Mapping[str, object]) -> bool:
     for name, literal in literals.items():
         current = namespace.get(name, literal)
         if type(current) is not type(literal) or current != literal:
             return False
-    return all(namespace.get(name) is namespace.get(other) for name, other in aliases.items())
+    return True
 
 
 _IMPORT_NAME = opcode.opmap["IMPORT_NAME"]

@@ -45,6 +45,10 @@ _RELOAD_LOCK = threading.RLock()
 
 _IDLE = ReloadResult("noop")
 
+# The content each file's module runs, as last applied by any reloader of the process,
+# so that two reloaders watching the same module never both re-execute one edit.
+_APPLIED: dict[Path, bytes] = {}
+
 # File timestamps come from the kernel's coarse clock, a few milliseconds behind.
 _CLOCK_SLACK_NS = 50_000_000
 
@@ -308,6 +312,8 @@ class Reloader:
                 continue
             if source.empty and self._should_wait(path, waited, state):
                 continue
+            if _APPLIED.get(path) == source.digest:
+                state.digest = source.digest  # another reloader applied it already
             if source.digest == state.digest:
                 # A touch, or an edit reverted to what is running.
                 self._dirty.discard(path)
@@ -348,12 +354,13 @@ class Reloader:
         if refusal is not None:
             unit, reason = refusal
             for path, source in sources.items():
-                # Reported once; other files of the batch stay pending for the next one.
+                # Reported once; the other files of the batch apply on the next poll.
                 if any(u.path == path and self._refusal(u) for u in units):
                     self._files[path].digest = source.digest
                     self._dirty.discard(path)
                 else:
                     self._dirty.add(path)
+                    self._queue.push((path,), settled=True)
             error = ReloadError(reason, module=unit.name, path=unit.path)
             return self._finish(ReloadResult("needs_restart", names, paths, error), started, key)
         compile_error = _transaction.compile_units(units)
@@ -371,6 +378,7 @@ class Reloader:
             if state is None:
                 continue
             state.digest = source.digest
+            _APPLIED[path] = source.digest
             state.source = None
             state.missing = False
             state.names = next((u.new_names for u in units if u.path == path), None)
