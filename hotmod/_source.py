@@ -134,6 +134,7 @@ def _top_level_bindings(code: CodeType) -> tuple[dict[str, object], dict[str, st
     raw = code.co_code
     found: dict[str, object] = {}
     aliases: dict[str, str] = {}
+    stores: dict[str, int] = {}
     nothing = last_const = object()
     last_name: str | None = None
     ext = 0
@@ -150,13 +151,20 @@ def _top_level_bindings(code: CodeType) -> tuple[dict[str, object], dict[str, st
             last_const, last_name = nothing, code.co_names[arg]
             continue
         if op == _STORE_NAME:
+            name = code.co_names[arg]
+            stores[name] = stores.get(name, 0) + 1
             if last_const is not nothing and isinstance(last_const, _PLAIN):
-                found[code.co_names[arg]] = last_const
+                found[name] = last_const
             elif last_name is not None:
-                aliases[code.co_names[arg]] = last_name
+                aliases[name] = last_name
         if op != _CACHE:
             last_const, last_name = nothing, None
-    return found, aliases
+    # A name stored more than once (branches, augmented assignment) has no one value.
+    once = {name for name, count in stores.items() if count == 1}
+    return (
+        {k: v for k, v in found.items() if k in once},
+        {k: v for k, v in aliases.items() if k in once},
+    )
 
 
 def runs_this_source(code: CodeType, namespace: dict[str, object], module_name: str) -> bool:

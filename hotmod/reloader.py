@@ -312,8 +312,8 @@ class Reloader:
                 continue
             if source.empty and self._should_wait(path, waited, state):
                 continue
-            if _APPLIED.get(path) == source.digest:
-                state.digest = source.digest  # another reloader applied it already
+            # What runs is what the last reloader to apply this file applied, whichever.
+            state.digest = _APPLIED.get(path, state.digest)
             if source.digest == state.digest:
                 # A touch, or an edit reverted to what is running.
                 self._dirty.discard(path)
@@ -578,6 +578,7 @@ class Reloader:
             self._track(path, imported_after=since)
             self._watcher.add(path)
         for path in removed:
+            _APPLIED.pop(path, None)  # unloaded: a later import runs whatever the file holds
             self._files.pop(path, None)
             self._dirty.discard(path)
             self._watcher.discard(path)
