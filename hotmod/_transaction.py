@@ -10,9 +10,7 @@ removes the names the failed run added.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
@@ -129,20 +127,6 @@ def dependency_order(units: list[Unit]) -> list[Unit]:
     return ordered
 
 
-@contextmanager
-def _few_thread_switches() -> Iterator[None]:
-    # Module code runs in the live namespace. Lengthening the switch interval for the
-    # few milliseconds of a reload keeps other threads from being scheduled between
-    # two top-level statements of the new version, so they see old or new, not a mix
-    # (code that blocks on I/O still yields the interpreter, as always).
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(max(previous, 0.5))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
-
-
 def _restore(namespace: dict[str, Any], snapshot: Mapping[str, Any]) -> None:
     namespace.update(snapshot)  # old values back first: never a missing name
     for name in [n for n in namespace if n not in snapshot]:
@@ -154,32 +138,31 @@ def execute(units: list[Unit]) -> Outcome:
     outcome = Outcome()
     done: list[Unit] = []
     ran_clean = False
-    with _few_thread_switches():
-        try:
-            for unit in units:
-                namespace = unit.module.__dict__
-                unit.snapshot = dict(namespace)
-                done.append(unit)
-                if unit.source is not None:
-                    refresh_linecache(unit.source)
-                try:
-                    if unit.code is not None:
-                        exec(unit.code, namespace)
-                    else:
-                        _exec_with_loader(unit.module)
-                except (Exception, SystemExit) as exc:
-                    # sys.exit() in module code refuses this version; it must not end
-                    # the process or the applying thread. Ctrl-C still propagates.
-                    outcome.error = _reload_error(exc, unit, "executing")
-                    break
-            ran_clean = outcome.error is None
-        finally:
-            # Also on KeyboardInterrupt/SystemExit, which propagate after the restore.
-            if not ran_clean:
-                for unit in reversed(done):
-                    _restore(unit.module.__dict__, unit.snapshot)
-        if outcome.error is None:
-            _commit(units, outcome)
+    try:
+        for unit in units:
+            namespace = unit.module.__dict__
+            unit.snapshot = dict(namespace)
+            done.append(unit)
+            if unit.source is not None:
+                refresh_linecache(unit.source)
+            try:
+                if unit.code is not None:
+                    exec(unit.code, namespace)
+                else:
+                    _exec_with_loader(unit.module)
+            except (Exception, SystemExit) as exc:
+                # sys.exit() in module code refuses this version; it must not end
+                # the process or the applying thread. Ctrl-C still propagates.
+                outcome.error = _reload_error(exc, unit, "executing")
+                break
+        ran_clean = outcome.error is None
+    finally:
+        # Also on KeyboardInterrupt/SystemExit, which propagate after the restore.
+        if not ran_clean:
+            for unit in reversed(done):
+                _restore(unit.module.__dict__, unit.snapshot)
+    if outcome.error is None:
+        _commit(units, outcome)
     return outcome
 
 
