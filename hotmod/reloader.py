@@ -274,7 +274,8 @@ class Reloader:
             started = time.perf_counter()
             units, path = self._units_for_target(target)
             source = None
-            if path is not None:
+            # Zip imports and custom loaders read their own source in exec_module.
+            if path is not None and _transaction.uses_plain_source_loader(units[0].module):
                 try:
                     source = read_source(path)
                 except OSError as exc:

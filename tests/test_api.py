@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import types
+import uuid
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
@@ -759,3 +760,24 @@ def test_late_module_with_computed_literals_is_not_re_executed(pkg, source):
     late = pkg.module("late", "from . import log\nlog.runs.append(__name__)\n" + source)
     assert r.poll().status == "noop"
     assert runs == [late.__name__]
+
+
+def test_reload_of_a_zip_imported_module_goes_through_its_loader(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "bundle.zip"
+    name = f"hm_zip_{uuid.uuid4().hex[:8]}"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(f"{name}.py", "X = 1\n")
+    sys.path.insert(0, str(archive))
+    importlib.invalidate_caches()
+    try:
+        mod = importlib.import_module(name)
+        mod.X = 5
+        with hotmod.Reloader(tmp_path, backend="manual", apply="manual") as r:
+            result = r.reload(mod)
+        assert result.status == "ok", result.error
+        assert mod.X == 1
+    finally:
+        sys.path.remove(str(archive))
+        sys.modules.pop(name, None)

@@ -531,3 +531,26 @@ def test_watchdog_second_truncation_is_deferred_again(pkg):
 
     assert hasattr(mod, "f"), result
     assert result.status == "noop"
+
+
+def test_a_folder_that_cannot_be_watched_is_announced_and_polled(pkg, monkeypatch):
+    import errno
+
+    from watchdog.observers.api import BaseObserver
+
+    import hotmod
+
+    mod = pkg.module("nowatch", "def f():\n    return 1\n")
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(BaseObserver, "schedule", refuse)
+    with pytest.warns(hotmod.HotmodWarning, match="cannot watch"):
+        r = pkg.reloader(backend="watchdog")
+    assert r.stats.watched_dirs == 0
+    assert r.stats.polled_dirs == 1
+    write(pkg.path("nowatch"), "def f():\n    return 2\n")
+    bump_mtime(pkg.path("nowatch"))
+    assert r.poll().status == "ok"  # found by polling, no notify
+    assert mod.f() == 2
