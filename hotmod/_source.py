@@ -15,7 +15,7 @@ import linecache
 import opcode
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, FunctionType
@@ -76,6 +76,23 @@ def refresh_linecache(source: Source) -> None:
     linecache.cache[str(source.path)] = (len(source.data), mtime, lines, str(source.path))
 
 
+def _instructions(code: CodeType) -> Iterator[tuple[int, int]]:
+    """(opcode, argument) of each instruction of ``code`` itself, not of nested code.
+
+    Two bytes per instruction since 3.6; the inline caches of 3.11+ decode as harmless
+    ``CACHE`` no-ops. Far cheaper than ``dis``.
+    """
+    raw = code.co_code
+    ext = 0
+    for i in range(0, len(raw), 2):
+        op, arg = raw[i], raw[i + 1] | ext
+        if op == _EXTENDED_ARG:
+            ext = arg << 8
+            continue
+        ext = 0
+        yield op, arg
+
+
 def bound_names(code: CodeType) -> tuple[frozenset[str], bool]:
     """Names that module-level code binds, and whether it runs ``import *``.
 
@@ -84,17 +101,9 @@ def bound_names(code: CodeType) -> tuple[frozenset[str], bool]:
     inline caches that decode as harmless no-ops) is far cheaper than ``dis``.
     """
     names = code.co_names
-    raw = code.co_code
     found: set[str] = set()
     star = False
-    ext = 0
-    for i in range(0, len(raw), 2):
-        op = raw[i]
-        arg = raw[i + 1] | ext
-        if op == _EXTENDED_ARG:
-            ext = arg << 8
-            continue
-        ext = 0
+    for op, arg in _instructions(code):
         if op in _STORE_OPS:
             found.add(names[arg])
         elif op == _IMPORT_STAR or (op == _CALL_INTRINSIC_1 and arg == _INTRINSIC_IMPORT_STAR):
@@ -131,19 +140,12 @@ _PLAIN = (int, str, bytes, float, bool, type(None))
 
 def _top_level_bindings(code: CodeType) -> tuple[dict[str, object], dict[str, str]]:
     """``NAME = <literal>`` and ``NAME = OTHER`` statements of module code."""
-    raw = code.co_code
     found: dict[str, object] = {}
     aliases: dict[str, str] = {}
     stores: dict[str, int] = {}
     nothing = last_const = object()
     last_name: str | None = None
-    ext = 0
-    for i in range(0, len(raw), 2):
-        op, arg = raw[i], raw[i + 1] | ext
-        if op == _EXTENDED_ARG:
-            ext = arg << 8
-            continue
-        ext = 0
+    for op, arg in _instructions(code):
         if op == _LOAD_CONST:
             last_const, last_name = code.co_consts[arg], None
             continue
@@ -219,16 +221,9 @@ def imported_modules(code: CodeType, package: str | None) -> frozenset[str]:
 
     For ``from p import x`` both ``p`` and ``p.x`` are listed (``x`` may be a submodule).
     """
-    raw = code.co_code
     found: set[str] = set()
     consts: list[object] = []
-    ext = 0
-    for i in range(0, len(raw), 2):
-        op, arg = raw[i], raw[i + 1] | ext
-        if op == _EXTENDED_ARG:
-            ext = arg << 8
-            continue
-        ext = 0
+    for op, arg in _instructions(code):
         if op == _LOAD_CONST:
             consts.append(code.co_consts[arg])
             continue
