@@ -30,10 +30,6 @@ class ChangeQueue:
         self.settle = settle
         self._entries: dict[Path, _Entry] = {}
         self._cond = threading.Condition(threading.Lock())
-        self._stopping = False
-
-    def __bool__(self) -> bool:
-        return bool(self._entries)
 
     def push(self, paths: Iterable[Path], *, settled: bool) -> None:
         """Record changes; ``settled`` means the write is known to be complete."""
@@ -85,13 +81,12 @@ class ChangeQueue:
     def wait(self, timeout: float) -> None:
         """Block until something is pushed (or ``wake()``), at most ``timeout`` s."""
         with self._cond:
-            if self._stopping or any(e.settled for e in self._entries.values()):
+            if any(e.settled for e in self._entries.values()):
                 return
             self._cond.wait(timeout)
 
-    def wake(self, *, stopping: bool = False) -> None:
+    def wake(self) -> None:
         with self._cond:
-            self._stopping = stopping
             self._cond.notify_all()
 
     def clear(self) -> None:

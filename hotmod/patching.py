@@ -92,7 +92,7 @@ class Patcher:
         try:
             return self._merge(old, new, module_name, where)
         except Exception as exc:
-            self._keep_fresh(new)
+            self.fresh.append(new)
             self.report.warnings.append(
                 f"{where}: could not be updated in place ({type(exc).__name__}: {exc}); "
                 "the module holds the new object and references taken before keep the old one"
@@ -126,7 +126,7 @@ class Patcher:
         if id(old) in self._seen:
             return old
         if old.__code__.co_freevars != new.__code__.co_freevars:
-            self._keep_fresh(new)
+            self.fresh.append(new)
             self.replaced[id(old)] = (old, new)
             if not warn:
                 # A class member: instances look it up on the class, which now holds it.
@@ -180,9 +180,6 @@ class Patcher:
             return  # ``__class__`` cell of the old class body: already right
         old_cell.cell_contents = new_value
 
-    def _keep_fresh(self, obj: Any) -> None:
-        self.fresh.append(obj)
-
     # -- classes -------------------------------------------------------------------
 
     def merge_class(self, old: type, new: type, where: str) -> type:
@@ -191,7 +188,7 @@ class Patcher:
         reason = self._structural_change(old, new)
         if reason is not None:
             self.replaced[id(old)] = (old, new)
-            self._keep_fresh(new)
+            self.fresh.append(new)
             self.report.classes_replaced += 1
             self.report.warnings.append(
                 f"{where}: {reason}, so the class was replaced rather than updated; "

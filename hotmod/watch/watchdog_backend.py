@@ -161,10 +161,6 @@ class WatchdogWatcher:
             observer.join(timeout=5)
 
     @property
-    def alive(self) -> bool:
-        return self._observer is not None and self._observer.is_alive()
-
-    @property
     def watched_dirs(self) -> int:
         return len(self._watches)
 
