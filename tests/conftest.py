@@ -126,15 +126,19 @@ class Pkg:
         importlib.invalidate_caches()
 
 
-@pytest.fixture
-def pkg(tmp_path: Path) -> Iterator[Pkg]:
-    package = Pkg(tmp_path)
+def _package_on_path(root: Path) -> Iterator[Pkg]:
+    package = Pkg(root)
     sys.path.insert(0, str(package.root))
     importlib.invalidate_caches()
     try:
         yield package
     finally:
         package.cleanup()
+
+
+@pytest.fixture
+def pkg(tmp_path: Path) -> Iterator[Pkg]:
+    yield from _package_on_path(tmp_path)
 
 
 @pytest.fixture
@@ -142,13 +146,7 @@ def pkg2(tmp_path: Path) -> Iterator[Pkg]:
     """A second, independent package (for tests with two reloaders)."""
     other = tmp_path / "second"
     other.mkdir()
-    package = Pkg(other)
-    sys.path.insert(0, str(package.root))
-    importlib.invalidate_caches()
-    try:
-        yield package
-    finally:
-        package.cleanup()
+    yield from _package_on_path(other)
 
 
 def edit(r: hotmod.Reloader, path: Path, text: str | bytes) -> hotmod.ReloadResult:

@@ -177,7 +177,7 @@ def test_s5_definition_that_becomes_something_else_is_reported(pkg: Pkg) -> None
     assert any("free.f" in w and "references" in w for w in result.warnings)
 
 
-def test_s5_closure_whose_free_variables_change_warns(pkg: Pkg) -> None:
+def test_closure_that_becomes_a_plain_function_applies(pkg: Pkg) -> None:
     v1 = "def outer():\n    a = 1\n    def f():\n        return a\n    return f\nf = outer()\n"
     mod = pkg.module("clos", v1)
     r = pkg.reloader()
