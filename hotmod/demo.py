@@ -25,52 +25,30 @@ from .watch import BackendName
 MODULE = "hotmod_demo_greeter"
 PAUSE = 0.8  # seconds between the steps, so a person can follow them
 
+_STATEFUL = '''
+"""The demo's module. Its state lives in VISITS and survives every reload."""
+
+try:
+    VISITS  # kept across reloads: the module namespace is never cleared
+except NameError:
+    VISITS = {{"count": 0}}
+
+
+def greet(name):
+    VISITS["count"] += 1
+    return {greeting}
+'''
+
 VERSIONS = {
-    "v1": '''
-        """The demo's module. Its state lives in VISITS and survives every reload."""
-
-        try:
-            VISITS  # kept across reloads: the module namespace is never cleared
-        except NameError:
-            VISITS = {"count": 0}
-
-
-        def greet(name):
-            VISITS["count"] += 1
-            return f"hello, {name}"
-        ''',
-    "v2": '''
-        """The demo's module. Its state lives in VISITS and survives every reload."""
-
-        try:
-            VISITS  # kept across reloads: the module namespace is never cleared
-        except NameError:
-            VISITS = {"count": 0}
-
-
-        def greet(name):
-            VISITS["count"] += 1
-            return f"HELLO, {name.upper()}! (visit {VISITS['count']})"
-        ''',
+    "v1": _STATEFUL.format(greeting='f"hello, {name}"'),
+    "v2": _STATEFUL.format(greeting="f\"HELLO, {name.upper()}! (visit {VISITS['count']})\""),
     "broken": '''
-        """The demo's module, mid-edit."""
+"""The demo's module, mid-edit."""
 
-        def greet(name)
-            return "this line never runs"
-        ''',
-    "v3": '''
-        """The demo's module. Its state lives in VISITS and survives every reload."""
-
-        try:
-            VISITS  # kept across reloads: the module namespace is never cleared
-        except NameError:
-            VISITS = {"count": 0}
-
-
-        def greet(name):
-            VISITS["count"] += 1
-            return f"Good to see you again, {name} (visit {VISITS['count']})"
-        ''',
+def greet(name)
+    return "this line never runs"
+''',
+    "v3": _STATEFUL.format(greeting="f\"Good to see you again, {name} (visit {VISITS['count']})\""),
 }
 
 
