@@ -116,24 +116,39 @@ def _classes_module(classes: int, edit: str, n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def reload_with_heap(live_objects: int, edit: str, *, repeats: int = 15) -> list[float]:
-    """B3: one edit of a 20-class module with ``live_objects`` extra objects alive."""
-    heap = [[] for _ in range(live_objects)]  # GC-tracked, like a real application's data
+def _timed_edits(name: str, versions: list[str]) -> tuple[list[float], list[float]]:
+    """Import ``versions[0]``, then apply each later version with one ``poll()``.
+
+    Returns the poll durations and, beside them, how long ``compile()`` of the same
+    text takes (the floor every reload pays).
+    """
     durations: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="hotmod-b3-") as folder:
-        path = Path(folder) / "b3_classes.py"
-        path.write_text(_classes_module(20, edit, 0))
-        _import_fresh(folder, "b3_classes")
+    compiles: list[float] = []
+    with tempfile.TemporaryDirectory(prefix=f"hotmod-{name}-") as folder:
+        path = Path(folder) / f"{name}.py"
+        path.write_text(versions[0])
+        _import_fresh(folder, name)
         with hotmod.Reloader([folder], backend="manual", apply="manual") as reloader:
-            for n in range(1, repeats + 1):
-                path.write_text(_classes_module(20, edit, n))
+            for text in versions[1:]:
+                path.write_text(text)
+                started = time.perf_counter()
+                compile(text, str(path), "exec", dont_inherit=True)
+                compiles.append(time.perf_counter() - started)
                 reloader.notify(path)
                 started = time.perf_counter()
                 result = reloader.poll()
                 durations.append(time.perf_counter() - started)
                 assert result.status == "ok", result
         sys.path.remove(folder)
-        del sys.modules["b3_classes"]
+        del sys.modules[name]
+    return durations, compiles
+
+
+def reload_with_heap(live_objects: int, edit: str, *, repeats: int = 15) -> list[float]:
+    """B3: one edit of a 20-class module with ``live_objects`` extra objects alive."""
+    heap = [[] for _ in range(live_objects)]  # GC-tracked, like a real application's data
+    versions = [_classes_module(20, edit, n) for n in range(repeats + 1)]
+    durations, _ = _timed_edits("b3_classes", versions)
     del heap
     return durations
 
@@ -147,27 +162,7 @@ def one_function_edit(definitions: int, *, repeats: int = 15) -> tuple[list[floa
         ]
         return "\n".join(body)
 
-    durations: list[float] = []
-    compiles: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="hotmod-b4-") as folder:
-        path = Path(folder) / "b4_defs.py"
-        path.write_text(source(0))
-        _import_fresh(folder, "b4_defs")
-        with hotmod.Reloader([folder], backend="manual", apply="manual") as reloader:
-            for n in range(1, repeats + 1):
-                text = source(n)
-                path.write_text(text)
-                started = time.perf_counter()
-                compile(text, str(path), "exec", dont_inherit=True)
-                compiles.append(time.perf_counter() - started)
-                reloader.notify(path)
-                started = time.perf_counter()
-                result = reloader.poll()
-                durations.append(time.perf_counter() - started)
-                assert result.status == "ok", result
-        sys.path.remove(folder)
-        del sys.modules["b4_defs"]
-    return durations, compiles
+    return _timed_edits("b4_defs", [source(n) for n in range(repeats + 1)])
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
