@@ -61,6 +61,8 @@ class _FileState:
     source: bytes | None  # that content, kept only until the first reload needs it
     names: frozenset[str] | None = None  # names that version's source binds
     missing: bool = False
+    # modules the file's top-level code imports, and the content digest they were read from
+    imports: tuple[bytes, frozenset[str]] | None = None
 
 
 def _make_watcher(backend: BackendName, queue: ChangeQueue, path_filter: PathFilter) -> Watcher:
@@ -532,14 +534,25 @@ class Reloader:
                     continue
                 try:
                     source = read_source(path)
-                    code = compile_source(source)
-                except (OSError, SyntaxError, ValueError):
+                except OSError:
                     continue  # it will report itself when it is saved
-                package = module.__dict__.get("__package__")
-                if imported_modules(code, package if isinstance(package, str) else None) & changed:
+                if self._imports_of(path, source, module) & changed:
                     unit = _transaction.Unit(name, module, path, source, self._old_names(self._files[path]))
                     extra.append(unit)
         return extra
+
+    def _imports_of(self, path: Path, source: Source, module: ModuleType) -> frozenset[str]:
+        """What ``path``'s top-level code imports; compiled once per content."""
+        state = self._files[path]
+        if state.imports is None or state.imports[0] != source.digest:
+            try:
+                code = compile_source(source)
+            except (SyntaxError, ValueError):
+                return frozenset()
+            package = module.__dict__.get("__package__")
+            found = imported_modules(code, package if isinstance(package, str) else None)
+            state.imports = (source.digest, found)
+        return state.imports[1]
 
     def _units_for_target(
         self, target: ModuleType | str | os.PathLike[str]

@@ -336,6 +336,9 @@ def test_s15_reexec_mode_re_executes_importers(pkg: Pkg) -> None:
     assert result.status == "ok"
     assert b.DOUBLE == 4
     assert runs == ["b", "b"]
+    assert edit(r, pkg.path("a"), "LIMIT = 3\n").status == "ok"  # imports read from cache
+    assert b.DOUBLE == 6
+    assert runs == ["b", "b", "b"]
     assert result.modules.index(pkg.qualname("a")) < result.modules.index(pkg.qualname("b"))
 
 
