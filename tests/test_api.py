@@ -275,8 +275,9 @@ def test_reload_of_an_extension_module_needs_restart(pkg, fake_extension):
 @pytest.mark.watchdog
 def test_watchdog_sees_a_rebuilt_extension(pkg, fake_extension):
     module, path = fake_extension
-    r = pkg.reloader(backend="watchdog", apply="background")
+    # Imported before the reloader, so only its file event (after the extension's) reloads it.
     fence = pkg.module("fence", "X = 1\n")
+    r = pkg.reloader(backend="watchdog", apply="background")
     results = Results(r, lambda res: res.status == "needs_restart" or pkg.path("fence") in res.paths)
     r.start()
     write(path, b"\x7fELF rebuilt, v2")
