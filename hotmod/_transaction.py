@@ -17,6 +17,7 @@ from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
+from ._registries import sweep
 from ._source import Source, bound_names, compile_source, error_line, refresh_linecache
 from .errors import ReloadError
 from .patching import Patcher, PatchReport
@@ -177,8 +178,14 @@ def _commit(units: list[Unit], outcome: Outcome) -> None:
         patcher.merge_namespace(unit.name, namespace, unit.snapshot, names)
     patcher.repoint_fresh()
     for unit in units:
+        patcher.adopt_instances(unit.module.__dict__)
+    patcher.report.references_rebound += sweep(
+        patcher.substitutions(),
+        [u.module.__dict__ for u in units],
+        [k for k in patcher.kept.values() if isinstance(k, type)],
+    )
+    for unit in units:
         namespace = unit.module.__dict__
-        patcher.adopt_instances(namespace)
         outcome.names_pruned += _prune(unit)
         for name, old in unit.snapshot.items():
             new = namespace.get(name, old)

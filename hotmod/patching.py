@@ -14,12 +14,15 @@ by identity, and bookkeeping is keyed by ``id()``.
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 import functools
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
+
+from ._registries import dispatch_registry, is_singledispatch
 
 # Class attributes that describe the class object itself, never copied or deleted.
 _CLASS_INTERNALS = frozenset(
@@ -60,6 +63,8 @@ class Patcher:
     # id(old object) -> (old object, the new object that replaced it)
     replaced: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     _seen: set[int] = field(default_factory=set)
+    # the discarded twins, alive until the commit ends so no ``id`` in ``kept`` is reused
+    _twins: list[Any] = field(default_factory=list)
 
     # -- entry point ---------------------------------------------------------------
 
@@ -104,6 +109,8 @@ class Patcher:
             return self.kept[id(new)]
         if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
             if _same_definition(old, new, module_name):
+                if is_singledispatch(old) and is_singledispatch(new):
+                    return self.merge_singledispatch(old, new, module_name, where)
                 return self.merge_function(old, new, where)
         elif isinstance(old, type) and isinstance(new, type):
             if _same_definition(old, new, module_name):
@@ -114,14 +121,30 @@ class Patcher:
                 if _same_definition(inner_old, inner_new, module_name):
                     if self.merge_function(inner_old, inner_new, where) is inner_old:
                         old.cache_clear()  # results of the old body must not be served
-                        self.kept[id(new)] = old
+                        self._keep(new, old)
                         return old
         return new
+
+    def _keep(self, new: Any, old: Any) -> None:
+        self.kept[id(new)] = old
+        self._twins.append(new)
+
+    def substitutions(self) -> dict[int, tuple[Any, Any]]:
+        """id -> (object, what stands in its place now): discarded twins and replaced definitions."""
+        subs = {id(twin): (twin, self.kept[id(twin)]) for twin in self._twins}
+        subs.update(self.replaced)
+        return subs
 
     # -- functions -----------------------------------------------------------------
 
     def merge_function(
-        self, old: types.FunctionType, new: types.FunctionType, where: str, *, warn: bool = True
+        self,
+        old: types.FunctionType,
+        new: types.FunctionType,
+        where: str,
+        *,
+        warn: bool = True,
+        share_closure: bool = False,
     ) -> Any:
         if id(old) in self._seen:
             return old
@@ -140,7 +163,7 @@ class Patcher:
             )
             return new
         self._seen.add(id(old))
-        self.kept[id(new)] = old
+        self._keep(new, old)
         old.__code__ = new.__code__
         old.__defaults__ = new.__defaults__
         old.__kwdefaults__ = new.__kwdefaults__
@@ -152,12 +175,43 @@ class Patcher:
         if hasattr(new, "__type_params__"):  # 3.12+
             setattr(old, "__type_params__", new.__type_params__)  # noqa: B010
         for old_cell, new_cell in zip(old.__closure__ or (), new.__closure__ or (), strict=True):
-            self._merge_cell(old_cell, new_cell, where)
+            if share_closure:
+                self._set_cell(old_cell, new_cell)
+            else:
+                self._merge_cell(old_cell, new_cell, where)
         wrapped = old.__dict__.get("__wrapped__")
         if wrapped is not None:
             old.__dict__["__wrapped__"] = self.kept.get(id(wrapped), wrapped)
         self.report.functions_patched += 1
         return old
+
+    def merge_singledispatch(
+        self, old: types.FunctionType, new: types.FunctionType, module_name: str, where: str
+    ) -> Any:
+        """The old dispatcher takes the new one's registry, plus what other modules registered.
+
+        Its cells point straight at the new closure (``dispatch``, registry, cache and cache
+        token stay one consistent set); registrations the reloaded module made come from
+        its new run only, so they never pile up, and other modules' registrations stay.
+        """
+        old_entries = list(cast(Any, old).registry.items())
+        kept = self.merge_function(old, new, where, share_closure=True)
+        if kept is not old:
+            return kept
+        registry = dispatch_registry(old)
+        if registry is None:
+            return old
+        keys = list(registry)
+        for cls, impl in old_entries:
+            if getattr(impl, "__module__", None) != module_name and not any(k is cls for k in keys):
+                registry[cls] = impl
+        old.__dict__["_clear_cache"]()
+        return old
+
+    @staticmethod
+    def _set_cell(old_cell: types.CellType, new_cell: types.CellType) -> None:
+        with contextlib.suppress(ValueError):  # an empty cell stays empty
+            old_cell.cell_contents = new_cell.cell_contents
 
     def _merge_cell(self, old_cell: types.CellType, new_cell: types.CellType, where: str) -> None:
         try:
@@ -196,7 +250,7 @@ class Patcher:
             )
             return new
         self._seen.add(id(old))
-        self.kept[id(new)] = old
+        self._keep(new, old)
         if issubclass(old, enum.Enum):
             self._merge_enum_methods(old, new, where)
         else:

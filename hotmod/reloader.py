@@ -397,7 +397,7 @@ class Reloader:
             functions_patched=report.functions_patched,
             classes_patched=report.classes_patched,
             classes_replaced=report.classes_replaced,
-            references_rebound=rebound,
+            references_rebound=rebound + report.references_rebound,
             names_pruned=outcome.names_pruned,
         )
         return self._finish(result, started)

@@ -1,0 +1,209 @@
+"""Registries filled at import time point at the kept definitions, once each.
+
+Re-executing a module runs its class statements and decorators again: a base class'
+``__init_subclass__`` appends the new class to a registry, ``@registry.handler``
+appends the new function, ``@describe.register`` adds a dispatch entry. The commit then
+keeps the old objects and discards the new ones, which leaves those registries holding
+discarded twins, or holding both versions of one definition.
+
+The sweep replaces each twin by the object kept in its place (and a replaced definition
+by its replacement), then drops the duplicates that creates. It visits only the places
+such registries live: the reloaded modules, the modules they take names from, the
+classes of the kept classes' MRO and their modules, one attribute level deep. No heap
+scan, and no user ``__eq__``/``__hash__``: membership is tested by identity, and only
+objects hashed by identity (classes with a plain metaclass, functions) are re-keyed.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import types
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+# id(object) -> (object, what stands in its place now)
+Substitutions = Mapping[int, tuple[Any, Any]]
+
+_DICTS = (dict, weakref.WeakValueDictionary, weakref.WeakKeyDictionary)
+_SETS = (set, weakref.WeakSet)
+_IDENTITY_HASH = (object.__hash__, type.__hash__)
+_IDENTITY_EQ = (object.__eq__, type.__eq__)
+
+
+def sweep(subs: Substitutions, namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> int:
+    """Repoint registries reachable from ``namespaces`` and ``classes``; return the count."""
+    if not subs:
+        return 0
+    targets = {id(target) for _, target in subs.values()}
+    fixer = _Fixer(subs, targets)
+    for owner in _owners(namespaces, classes):
+        for value in list(owner.values()):
+            fixer.fix(value)
+            inner = _instance_dict(value)
+            if inner is not None:
+                for attr_value in list(inner.values()):
+                    fixer.fix(attr_value)
+    return fixer.count
+
+
+def _owners(namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> Iterator[Mapping[str, Any]]:
+    seen: set[int] = set()
+
+    def once(mapping: Mapping[str, Any]) -> bool:
+        if id(mapping) in seen:
+            return False
+        seen.add(id(mapping))
+        return True
+
+    def module_dict(name: object) -> dict[str, Any] | None:
+        if not isinstance(name, str) or name.partition(".")[0] in sys.stdlib_module_names:
+            return None
+        if name == "builtins":
+            return None
+        module = sys.modules.get(name)
+        return module.__dict__ if isinstance(module, types.ModuleType) else None
+
+    for namespace in list(namespaces):
+        if once(namespace):
+            yield namespace
+        # The modules this one takes names from: where its decorators' registries live.
+        for value in list(namespace.values()):
+            if isinstance(value, types.ModuleType):
+                other = module_dict(value.__dict__.get("__name__"))
+            elif isinstance(value, (types.FunctionType, type)):
+                other = module_dict(getattr(value, "__module__", None))
+            else:
+                other = module_dict(getattr(type(value), "__module__", None))
+            if other is not None and once(other):
+                yield other
+    for cls in classes:
+        for klass in cls.__mro__:
+            if klass is object:
+                continue
+            if once(klass.__dict__):
+                yield klass.__dict__
+            other = module_dict(klass.__module__)
+            if other is not None and once(other):
+                yield other
+
+
+def _instance_dict(value: Any) -> dict[str, Any] | None:
+    """The attributes of a plain instance (a registry object), never running user code."""
+    if isinstance(value, (type, types.ModuleType, types.FunctionType, list, dict, set)):
+        return None
+    try:
+        inner = object.__getattribute__(value, "__dict__")
+    except (AttributeError, TypeError):
+        return None
+    return inner if type(inner) is dict else None
+
+
+class _Fixer:
+    def __init__(self, subs: Substitutions, targets: set[int]) -> None:
+        self.subs = subs
+        self.targets = targets
+        self.count = 0
+        self._done: set[int] = set()
+
+    def _sub(self, item: Any) -> Any:
+        hit = self.subs.get(id(item))
+        return hit[1] if hit is not None and hit[0] is item else None
+
+    def fix(self, value: Any) -> None:
+        if id(value) in self._done:
+            return
+        kind = type(value)
+        if kind is list:
+            self._done.add(id(value))
+            self._fix_list(value)
+        elif kind in _DICTS:
+            self._done.add(id(value))
+            self._fix_dict(value)
+        elif kind in _SETS:
+            self._done.add(id(value))
+            self._fix_set(value)
+        elif isinstance(value, types.FunctionType):
+            registry = dispatch_registry(value)
+            if registry is not None and id(registry) not in self._done:
+                self._done.add(id(registry))
+                if self._fix_dict(registry):
+                    value.__dict__["_clear_cache"]()
+        elif kind is classmethod or kind is staticmethod:
+            self.fix(value.__func__)
+        elif isinstance(value, functools.singledispatchmethod):
+            self.fix(value.dispatcher)
+
+    def _fix_list(self, items: list[Any]) -> None:
+        changed = False
+        for i, item in enumerate(items):
+            target = self._sub(item)
+            if target is not None:
+                items[i] = target
+                self.count += 1
+                changed = True
+        if not changed:
+            return
+        # Both versions registered: keep the first entry of each kept definition.
+        seen: set[int] = set()
+        keep: list[Any] = []
+        for item in items:
+            if id(item) in self.targets:
+                if id(item) in seen:
+                    continue
+                seen.add(id(item))
+            keep.append(item)
+        items[:] = keep
+
+    def _fix_dict(self, mapping: Any) -> bool:
+        changed = False
+        for key, old_value in list(mapping.items()):
+            value = self._sub(old_value)
+            if value is not None:
+                mapping[key] = value
+                self.count += 1
+                changed = True
+            else:
+                value = old_value
+            new_key = self._sub(key)
+            if new_key is not None and _hashed_by_identity(key) and _hashed_by_identity(new_key):
+                del mapping[key]
+                mapping[new_key] = value  # the entry the new code made wins
+                self.count += 1
+                changed = True
+        return changed
+
+    def _fix_set(self, items: Any) -> None:
+        for item in list(items):
+            target = self._sub(item)
+            if target is not None and _hashed_by_identity(item) and _hashed_by_identity(target):
+                items.discard(item)
+                items.add(target)
+                self.count += 1
+
+
+def _hashed_by_identity(obj: Any) -> bool:
+    kind: Any = type(obj)
+    return kind.__hash__ in _IDENTITY_HASH and kind.__eq__ in _IDENTITY_EQ
+
+
+def is_singledispatch(obj: Any) -> bool:
+    return dispatch_registry(obj) is not None
+
+
+def dispatch_registry(fn: Any) -> dict[Any, Any] | None:
+    """The dict behind a ``functools.singledispatch`` function's read-only ``registry``."""
+    if not isinstance(fn, types.FunctionType):
+        return None
+    register = fn.__dict__.get("register")
+    if not isinstance(register, types.FunctionType) or not isinstance(
+        fn.__dict__.get("registry"), types.MappingProxyType
+    ):
+        return None
+    try:
+        cell = register.__closure__[register.__code__.co_freevars.index("registry")]  # type: ignore[index]
+        registry = cell.cell_contents
+    except (ValueError, TypeError, IndexError):
+        return None
+    return registry if type(registry) is dict else None
