@@ -57,20 +57,30 @@ class ModuleRegistry:
         self.previous_scan_ns: int | None = None
         self._last_scan_ns: int | None = None
         self._known: dict[str, object] = {}
+        self._real_dirs: dict[str, str] = {}
         self.names_by_path: dict[Path, list[str]] = {}
         self.path_by_name: dict[str, Path] = {}
 
     def __len__(self) -> int:
         return len(self.path_by_name)
 
+    def _realpath(self, absolute: str) -> str:
+        """``os.path.realpath``, resolving each directory once: a process imports thousands
+        of modules from a few dozen folders, and a full realpath stats every component."""
+        head, tail = os.path.split(absolute)
+        real_head = self._real_dirs.get(head)
+        if real_head is None:
+            real_head = self._real_dirs[head] = os.path.realpath(head)
+        candidate = os.path.join(real_head, tail)
+        return os.path.realpath(candidate) if os.path.islink(candidate) else candidate
+
     def resolve(self, origin: str) -> Path | None:
         """The tracked form of a module's file, or None when it is not ours."""
         absolute = os.path.abspath(origin)
-        if not absolute.startswith(self._prefixes):
-            real = os.path.realpath(absolute)
-            if not real.startswith(self._prefixes):
-                return None
-        path = Path(os.path.realpath(absolute))
+        real = self._realpath(absolute)
+        if not absolute.startswith(self._prefixes) and not real.startswith(self._prefixes):
+            return None
+        path = Path(real)
         if self._filter.accepts(path) or (
             is_extension(path) and self._filter.accepts(path, check_name=False)
         ):
@@ -134,5 +144,6 @@ class ModuleRegistry:
         self._seen_last = None
         self.previous_scan_ns = self._last_scan_ns = None
         self._known.clear()
+        self._real_dirs.clear()
         self.names_by_path.clear()
         self.path_by_name.clear()

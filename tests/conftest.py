@@ -190,3 +190,9 @@ class Results:
     @property
     def statuses(self) -> list[str]:
         return [x.status for x in self.items]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hotmod")
+    group.addoption("--edit-seeds", type=int, default=200, help="random edit sequences to run (default 200)")
+    group.addoption("--edits-per-seed", type=int, default=10, help="edits in each sequence (default 10)")
