@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._hot import HotContext, hot
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .reloader import Reloader
 from .result import ReloadResult, ReloadStats
@@ -9,6 +10,7 @@ from .result import ReloadResult, ReloadStats
 __version__ = "0.1.0"
 
 __all__ = [
+    "HotContext",
     "HotmodError",
     "HotmodWarning",
     "ReloadError",
@@ -16,4 +18,5 @@ __all__ = [
     "ReloadStats",
     "Reloader",
     "__version__",
+    "hot",
 ]

@@ -74,7 +74,9 @@ class PathFilter:
     ) -> None:
         self.roots = tuple(roots)
         self._include = _compile(include)
+        exclude = tuple(exclude)
         self._exclude = _compile(exclude)
+        self._exclude_patterns = [(p, re.compile(fnmatch.translate(p))) for p in exclude]
         # A root inside site-packages is an explicit request: honour it.
         self._system = tuple(d for d in _system_dirs() if not any(_is_within(str(r), d) for r in self.roots))
 
@@ -85,7 +87,7 @@ class PathFilter:
                 return root
         return None
 
-    def accepts(self, path: Path, *, check_name: bool = True) -> bool:
+    def accepts(self, path: Path, *, check_name: bool = True, honour_exclude: bool = True) -> bool:
         """True when ``path`` (absolute, resolved) is under a root and not excluded."""
         root = self.root_of(path)
         if root is None:
@@ -95,11 +97,19 @@ class PathFilter:
             return False
         if check_name and self._include is not None and not self._include.match(path.name):
             return False
-        if self._exclude is not None:
-            rel = path.relative_to(root).parts if path != root else (path.name,)
-            if any(self._exclude.match(part) for part in rel):
-                return False
-        return True
+        return not honour_exclude or self.exclusion(path) is None
+
+    def exclusion(self, path: Path) -> str | None:
+        """The exclude pattern that matches ``path`` under its root, if any."""
+        root = self.root_of(path)
+        if root is None or not self._exclude_patterns:
+            return None
+        rel = path.relative_to(root).parts if path != root else (path.name,)
+        for part in rel:
+            for pattern, regex in self._exclude_patterns:
+                if regex.match(part):
+                    return pattern
+        return None
 
     def name_accepted(self, name: str) -> bool:
         """The name-only part of :meth:`accepts`, for event paths in watched folders.

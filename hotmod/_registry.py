@@ -81,8 +81,10 @@ class ModuleRegistry:
         if not absolute.startswith(self._prefixes) and not real.startswith(self._prefixes):
             return None
         path = Path(real)
-        if self._filter.accepts(path) or (
-            is_extension(path) and self._filter.accepts(path, check_name=False)
+        # Excluded modules are tracked too: a change to one is declined (needs_restart),
+        # never silently ignored.
+        if self._filter.accepts(path, honour_exclude=False) or (
+            is_extension(path) and self._filter.accepts(path, check_name=False, honour_exclude=False)
         ):
             return path
         return None

@@ -10,6 +10,9 @@ removes the names the failed run added.
 
 from __future__ import annotations
 
+import dis
+import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.machinery import SourceFileLoader
@@ -17,10 +20,13 @@ from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
+from . import _hot
 from ._registries import sweep
 from ._source import Source, bound_names, compile_source, error_line, refresh_linecache
-from .errors import ReloadError
+from .errors import HotmodWarning, ReloadError
 from .patching import Patcher, PatchReport
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -139,6 +145,8 @@ def execute(units: list[Unit]) -> Outcome:
     outcome = Outcome()
     done: list[Unit] = []
     ran_clean = False
+    modules = [u.module for u in units]
+    _hot.begin(modules)  # what the new code registers belongs to the incoming version
     try:
         for unit in units:
             namespace = unit.module.__dict__
@@ -162,13 +170,29 @@ def execute(units: list[Unit]) -> Outcome:
         if not ran_clean:
             for unit in reversed(done):
                 _restore(unit.module.__dict__, unit.snapshot)
+            _hot.abandon(modules)
     if outcome.error is None:
         _commit(units, outcome)
     return outcome
 
 
 def _commit(units: list[Unit], outcome: Outcome) -> None:
-    """Keep the old objects, updated in place; then prune what the source no longer binds."""
+    """Hand over from the old versions to the new ones.
+
+    Dispose hooks of the outgoing versions (reverse import order, before any patching,
+    so they run the old code), kept names put back, the old objects kept and updated in
+    place, registries repointed, stale names pruned, then the accept hooks of the
+    incoming versions (import order). A hook that raises is reported, never fatal: the
+    new version is committed either way.
+    """
+    for unit in reversed(units):
+        if _hot.has_hooks("dispose", unit.module, unit.snapshot):
+            outcome.warnings.extend(_dispose_old_version(unit))
+    for unit in units:
+        namespace = unit.module.__dict__
+        for name in _hot.kept_names(namespace):
+            if name in unit.snapshot:
+                namespace[name] = unit.snapshot[name]
     patcher = Patcher()
     for unit in units:
         namespace = unit.module.__dict__
@@ -194,6 +218,50 @@ def _commit(units: list[Unit], outcome: Outcome) -> None:
     outcome.report = patcher.report
     outcome.replaced = patcher.replaced
     outcome.warnings.extend(patcher.report.warnings)
+    _hot.adopt(u.module for u in units)
+    for unit in units:
+        outcome.warnings.extend(_hot.run_hooks("accept", unit.module, unit.module.__dict__))
+        outcome.warnings.extend(unknown_dunder_warnings(unit.module.__dict__, unit.code, unit.path))
+
+
+def _dispose_old_version(unit: Unit) -> list[str]:
+    """Run the outgoing version's dispose hooks against its own globals.
+
+    The namespace is shared by every version, and the new code has already rebound its
+    names: a hook reading ``worker`` or ``stop`` as globals would otherwise stop the
+    new thread instead of the old one. The old version is put back (consistent, as it
+    was before this reload) while its hooks run, then the new one again.
+    """
+    namespace = unit.module.__dict__
+    incoming = dict(namespace)
+    _restore(namespace, unit.snapshot)
+    try:
+        return _hot.run_hooks("dispose", unit.module, namespace)
+    finally:
+        _restore(namespace, incoming)
+
+
+def unknown_dunder_warnings(namespace: dict[str, Any], code: CodeType | None, path: Path | None) -> list[str]:
+    """A misspelt ``__hotmod_*__`` name must not be ignored silently: warn at its line."""
+    messages = []
+    for name in _hot.unknown_dunders(namespace):
+        line = _binding_line(code, name) if code is not None else None
+        where = f"{path}:{line}" if path is not None and line is not None else str(path or "?")
+        known = ", ".join(sorted(_hot.KNOWN_DUNDERS))
+        message = f"{where}: {name} is not a name hotmod knows (known: {known}); it is ignored"
+        messages.append(message)
+        try:
+            warnings.warn_explicit(message, HotmodWarning, str(path or "<unknown>"), line or 0)
+        except Warning:  # warnings turned into errors must not break the reload
+            logger.warning("%s", message)
+    return messages
+
+
+def _binding_line(code: CodeType, name: str) -> int | None:
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ("STORE_NAME", "STORE_GLOBAL") and instruction.argval == name:
+            return instruction.positions.lineno if instruction.positions else None
+    return None
 
 
 def _exec_with_loader(module: ModuleType) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 from typing import Literal, Self
 
-from . import _transaction
+from . import _hot, _transaction
 from ._changes import ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
 from ._registry import ModuleRegistry, is_extension, module_origin
@@ -133,6 +133,9 @@ class Reloader:
         self._reported: frozenset[tuple[Path, bytes | str]] = frozenset()
         self._listeners: list[Listener] = []
         self._namespaces: list[dict[str, object]] = []
+        # data file -> names of the modules that declared ``hot.depends_on`` on it
+        self._data_deps: dict[Path, set[str]] = {}
+        self._depends_seen = -1
         self._counts: dict[Status, int] = dict.fromkeys(STATUSES, 0)
         self._total = 0.0
         self._max = 0.0
@@ -171,12 +174,18 @@ class Reloader:
                 self._watcher.stop()
                 self._watching = False
 
-    def close(self) -> None:
-        """Stop and forget everything this reloader set up. Idempotent."""
+    def close(self, *, unload: bool = False) -> None:
+        """Stop and forget everything this reloader set up. Idempotent.
+
+        With ``unload=True`` the tracked modules are removed for good: their unload hooks
+        run (most recently imported first) and they leave ``sys.modules``.
+        """
         if self._closed:
             return
         self.stop()
         with _RELOAD_LOCK:
+            if unload:
+                self._unload_all()
             self._closed = True
             for path in self._files:
                 self._watcher.discard(path)
@@ -186,6 +195,16 @@ class Reloader:
             self._queue.clear()
             self._listeners.clear()
             self._namespaces.clear()
+            self._data_deps.clear()
+
+    def _unload_all(self) -> None:
+        self._sync()
+        tracked = set(self._registry.path_by_name)
+        for name in reversed([n for n in list(sys.modules) if n in tracked]):
+            module = sys.modules.get(name)
+            if isinstance(module, ModuleType):
+                _hot.unload(module)  # a failing hook is logged; the others still run
+            sys.modules.pop(name, None)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -207,11 +226,19 @@ class Reloader:
 
     @property
     def modules(self) -> Mapping[Path, str]:
-        """Tracked source path -> module name (a snapshot)."""
+        """Source path -> module name of the modules that reload live (a snapshot).
+
+        Modules matched by ``exclude`` are watched too, but only so that a change to one
+        is reported as ``needs_restart``; they are not listed here.
+        """
         with _RELOAD_LOCK:
             self._sync()
             return MappingProxyType(
-                {p: names[0] for p, names in self._registry.names_by_path.items() if names}
+                {
+                    p: names[0]
+                    for p, names in self._registry.names_by_path.items()
+                    if names and self._filter.exclusion(p) is None
+                }
             )
 
     @property
@@ -329,10 +356,20 @@ class Reloader:
             self._dirty.update(sources)
             self._dirty.update(p for p, _ in failures)
             key = frozenset((p, f"{type(e).__name__}") for p, e in failures) | self._keys(sources)
-            name = self._registry.names_by_path[first_path][0]
+            name = (self._names_for(first_path) or ["?"])[0]
             return self._finish(self._read_failure(first_path, first_exc, name), started, key)
         if not sources:
             return self._finish(ReloadResult("noop"), started)
+        # A changed data file re-executes the modules that depend on it.
+        for path in list(sources):
+            for name in sorted(self._data_deps.get(path, ())):
+                module_path = self._registry.path_by_name.get(name)
+                if module_path is None or module_path in sources:
+                    continue
+                try:
+                    sources[module_path] = read_source(module_path)
+                except OSError:
+                    continue  # the module's own file will report itself
         units: list[_transaction.Unit] = []
         for path, source in sources.items():
             state = self._files[path]
@@ -522,6 +559,15 @@ class Reloader:
                 unit,
                 f"{where} is a compiled extension module ({unit.name}); restart to load the rebuilt file.",
             )
+        reason = _hot.declined(unit.module)
+        if reason is not None:
+            return unit, f"{where}: {unit.name} declines live reload ({reason}); restart to apply the change."
+        pattern = self._filter.exclusion(unit.path) if unit.path is not None else None
+        if pattern is not None:
+            return unit, (
+                f"{where}: {unit.name} is excluded from live reload (exclude pattern {pattern!r}); "
+                "restart to apply the change."
+            )
         return None
 
     def _importers_of(self, units: list[_transaction.Unit]) -> list[_transaction.Unit]:
@@ -587,6 +633,8 @@ class Reloader:
 
     def _sync(self) -> None:
         added, removed = self._registry.sync()
+        if added or removed or _hot.depends_epoch() != self._depends_seen:
+            self._sync_depends(removed)
         since = self._registry.previous_scan_ns
         for path in added:
             self._track(path, imported_after=since)
@@ -596,6 +644,37 @@ class Reloader:
             self._files.pop(path, None)
             self._dirty.discard(path)
             self._watcher.discard(path)
+
+    def _sync_depends(self, removed: list[Path]) -> None:
+        """Watch the data files the tracked modules' running versions depend on."""
+        self._depends_seen = _hot.depends_epoch()
+        wanted: dict[Path, set[str]] = {}
+        for name in list(self._registry.path_by_name):
+            module = sys.modules.get(name)
+            context = _hot.existing_context(module) if isinstance(module, ModuleType) else None
+            if context is not None:
+                for path in context.depends:
+                    wanted.setdefault(path, set()).add(name)
+        for path in list(self._data_deps):
+            if path not in wanted:
+                del self._data_deps[path]
+                if path not in self._registry.names_by_path:
+                    self._files.pop(path, None)
+                    self._dirty.discard(path)
+                    self._watcher.discard(path)
+        for path, names in wanted.items():
+            if path not in self._files:
+                try:
+                    self._files[path] = _FileState(read_source(path).digest, None)
+                except OSError:
+                    self._files[path] = _FileState(None, None, missing=True)
+                self._watcher.add(path)
+                logger.debug("tracking data file %s for %s", path, ", ".join(sorted(names)))
+            self._data_deps[path] = names
+
+    def _names_for(self, path: Path) -> list[str]:
+        """The modules a tracked file belongs to: its own, or those depending on it."""
+        return self._registry.names_by_path.get(path) or sorted(self._data_deps.get(path, ()))
 
     def _track(self, path: Path, imported_after: int | None = None) -> None:
         """Start tracking ``path``, taking its current content as what is running.
@@ -621,6 +700,13 @@ class Reloader:
             return
         self._files[path] = _FileState(source.digest, source.data)
         logger.debug("tracking %s", path)
+        for _, module in self._registry.modules_for(path):
+            if _hot.unknown_dunders(module.__dict__):
+                try:
+                    code = compile_source(source)
+                except (SyntaxError, ValueError):
+                    code = None
+                _transaction.unknown_dunder_warnings(module.__dict__, code, path)
 
     def _runs_source(self, path: Path, source: Source) -> bool:
         try:

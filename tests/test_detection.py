@@ -324,6 +324,11 @@ def test_default_excludes_hide_virtualenv_like_folders(pkg):
     assert pkg.qualname("visible") in tracked
     assert pkg.qualname("venv.inside") not in tracked
     assert pkg.qualname("node_modules.inside") not in tracked
+    # Excluded but imported: a change is declined, never applied nor ignored silently.
+    result = edit(r, pkg.path("venv.inside"), "X = 2\n")
+    assert result.status == "needs_restart"
+    assert "exclude pattern 'venv'" in str(result.error)
+    assert pkg.import_("venv.inside").X == 1
 
 
 def test_custom_exclude_and_include(pkg):
@@ -333,6 +338,9 @@ def test_custom_exclude_and_include(pkg):
     tracked = set(r.modules.values())
     assert pkg.qualname("keep_me") in tracked
     assert pkg.qualname("legacy_old") not in tracked
+    result = edit(r, pkg.path("legacy_old"), "X = 2\n")
+    assert (result.status, result.modules) == ("needs_restart", (pkg.qualname("legacy_old"),))
+    assert pkg.import_("legacy_old").X == 1
 
     only = pkg.reloader(include=("keep_*.py",))
     assert set(only.modules.values()) == {pkg.qualname("keep_me")}

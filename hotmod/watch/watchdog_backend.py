@@ -55,15 +55,23 @@ def _make_observer() -> BaseObserver:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, queue: ChangeQueue, accept_name: Callable[[str], bool]) -> None:
+    def __init__(
+        self, queue: ChangeQueue, accept_name: Callable[[str], bool], tracked: dict[Path, set[Path]]
+    ) -> None:
         self._queue = queue
         self._accept = accept_name
+        self._tracked = tracked
 
     def _path(self, raw: bytes | str) -> Path | None:
         text = os.fsdecode(raw)
-        if not text or not self._accept(os.path.basename(text)):
+        if not text:
             return None
-        return Path(text)
+        if self._accept(os.path.basename(text)):
+            return Path(text)
+        # A tracked file whatever its name: a data file a module depends on, or a
+        # module the host excluded (its changes are declined, not ignored).
+        path = Path(text)
+        return path if path in self._tracked.get(path.parent, ()) else None
 
     def dispatch(self, event: FileSystemEvent) -> None:
         src = self._path(event.src_path)
@@ -82,10 +90,10 @@ class WatchdogWatcher:
     name = "watchdog"
 
     def __init__(self, queue: ChangeQueue, accept_name: Callable[[str], bool]) -> None:
-        self._handler = _Handler(queue, accept_name)
         self._lock = threading.Lock()
         self._observer: BaseObserver | None = None
         self._files_in: dict[Path, set[Path]] = {}
+        self._handler = _Handler(queue, accept_name, self._files_in)
         self._watches: dict[Path, ObservedWatch] = {}
         self._fallback = PollingWatcher(queue)
 
