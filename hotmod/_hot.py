@@ -61,6 +61,7 @@ class _Version:
     )
     decline: str | None = None
     depends: set[Path] = field(default_factory=set)
+    generation: int = 0
 
 
 class HotContext:
@@ -70,18 +71,25 @@ class HotContext:
         self.name = name
         self._module = weakref.ref(module) if module is not None else None
         self.data: dict[str, Any] = {}
-        self.generation = 0
         self._kept: dict[str, Any] = {}
         self._current = _Version()
         self._incoming: _Version | None = None
+        self._disposing = False
 
     def __repr__(self) -> str:
         return f"<hotmod.hot {self.name!r} generation={self.generation}>"
 
     @property
     def _version(self) -> _Version:
-        """The version now executing: the incoming one during a reload."""
-        return self._incoming if self._incoming is not None else self._current
+        """The version whose code is running: the incoming one while it executes."""
+        if self._incoming is not None and not self._disposing:
+            return self._incoming
+        return self._current
+
+    @property
+    def generation(self) -> int:
+        """0 for the first load, +1 per successful reload (as seen by the running version)."""
+        return self._version.generation
 
     # -- state ---------------------------------------------------------------------
 
@@ -189,7 +197,8 @@ def depends_epoch() -> int:
 def begin(modules: Iterable[ModuleType]) -> None:
     """New versions are about to execute: collect their registrations apart."""
     for module in modules:
-        context_for(module)._incoming = _Version()
+        context = context_for(module)
+        context._incoming = _Version(generation=context._current.generation + 1)
 
 
 def abandon(modules: Iterable[ModuleType]) -> None:
@@ -213,7 +222,6 @@ def adopt(modules: Iterable[ModuleType]) -> None:
         if context._incoming.depends != context._current.depends:
             _depends_epoch += 1
         context._current, context._incoming = context._incoming, None
-        context.generation += 1
 
 
 def has_hooks(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> bool:
@@ -236,6 +244,7 @@ def run_hooks(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> 
         handlers.append(dunder)
     problems: list[str] = []
     for handler in handlers:
+        context._disposing = kind == "dispose"  # it sees its own version's generation
         try:
             handler(context.data)
         except Exception as exc:
@@ -244,6 +253,8 @@ def run_hooks(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> 
             message = f"{module.__name__}: {kind} hook {label} ({where}) raised {type(exc).__name__}: {exc}"
             logger.exception("%s", message)
             problems.append(message)
+        finally:
+            context._disposing = False
     return problems
 
 

@@ -26,12 +26,14 @@ MODULE = "hotmod_demo_greeter"
 PAUSE = 0.8  # seconds between the steps, so a person can follow them
 
 _STATEFUL = '''
-"""The demo's module. Its state lives in VISITS and survives every reload."""
+"""The demo's module. Its state survives every reload."""
 
-try:
-    VISITS  # kept across reloads: the module namespace is never cleared
-except NameError:
-    VISITS = {{"count": 0}}
+import hotmod
+
+hot = hotmod.hot(__name__)
+# Made on the first load only; every later version gets the same objects.
+SESSION = hot.keep("session", lambda: {{"opened_at": __import__("time").time()}})
+VISITS = hot.keep("visits", lambda: {{"count": 0}})
 
 
 def greet(name):
@@ -137,6 +139,7 @@ def _tour(say: Any, module: ModuleType, path: Path, reloader: Reloader, next_res
         time.sleep(PAUSE)
         say("\n1. Edit greet() and save it the way editors do (temp file + rename)")
         visits_before = module.VISITS["count"]
+        session = module.SESSION
         _save_like_an_editor(path, VERSIONS["v2"])
         seen = caller.wait_for(lambda v: v.startswith("HELLO"))
         result = next_result(1)
@@ -148,6 +151,8 @@ def _tour(say: Any, module: ModuleType, path: Path, reloader: Reloader, next_res
         state = "kept" if module.VISITS["count"] >= visits_before else "LOST"
         now = module.VISITS["count"]
         say(f"   state    VISITS {state}: {visits_before} visits before the edit, {now} now")
+        same = "the same object" if module.SESSION is session else "a NEW object"
+        say(f"   kept     SESSION (hot.keep) is {same} after the reload (generation {module.hot.generation})")
 
         time.sleep(PAUSE)
         say("\n2. Save a broken edit (a syntax error)")
