@@ -21,7 +21,7 @@ import sys
 import types
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 # id(object) -> (object, what stands in its place now)
 Substitutions = Mapping[int, tuple[Any, Any]]
@@ -57,13 +57,19 @@ def _owners(namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> It
         seen.add(id(mapping))
         return True
 
+    looked_up: dict[object, dict[str, Any] | None] = {}
+
     def module_dict(name: object) -> dict[str, Any] | None:
-        if not isinstance(name, str) or name.partition(".")[0] in sys.stdlib_module_names:
-            return None
-        if name == "builtins":
-            return None
-        module = sys.modules.get(name)
-        return module.__dict__ if isinstance(module, types.ModuleType) else None
+        try:
+            return looked_up[name]
+        except (KeyError, TypeError):
+            pass
+        found = None
+        if isinstance(name, str) and name.partition(".")[0] not in sys.stdlib_module_names:
+            module = sys.modules.get(name)
+            found = module.__dict__ if isinstance(module, types.ModuleType) else None
+        looked_up[name] = found
+        return found
 
     for namespace in list(namespaces):
         if once(namespace):
@@ -124,7 +130,7 @@ class _Fixer:
         elif kind in _SETS:
             self._done.add(id(value))
             self._fix_set(value)
-        elif isinstance(value, types.FunctionType):
+        elif isinstance(value, types.FunctionType) and value.__code__ is _DISPATCH_WRAPPER_CODE:
             registry = dispatch_registry(value)
             if registry is not None and id(registry) not in self._done:
                 self._done.add(id(registry))
@@ -188,8 +194,16 @@ def _hashed_by_identity(obj: Any) -> bool:
     return kind.__hash__ in _IDENTITY_HASH and kind.__eq__ in _IDENTITY_EQ
 
 
+# Every ``functools.singledispatch`` function runs this one code object.
+_DISPATCH_WRAPPER_CODE = cast(types.FunctionType, functools.singledispatch(lambda x: x)).__code__
+
+
 def is_singledispatch(obj: Any) -> bool:
-    return dispatch_registry(obj) is not None
+    return (
+        isinstance(obj, types.FunctionType)
+        and obj.__code__ is _DISPATCH_WRAPPER_CODE
+        and dispatch_registry(obj) is not None
+    )
 
 
 def dispatch_registry(fn: Any) -> dict[Any, Any] | None:
