@@ -72,6 +72,7 @@ def run_sequence(pkg: Pkg, seed: int, edits: int) -> None:
     r.close()
 
 
+@pytest.mark.timeout(900)  # thousands of reloads; --edit-seeds scales it further
 def test_random_edit_sequences(pkg: Pkg, request: pytest.FixtureRequest) -> None:
     seeds = int(request.config.getoption("--edit-seeds"))
     edits = int(request.config.getoption("--edits-per-seed"))
