@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._hot import HotContext, hot
 from .errors import HotmodError, HotmodWarning, ReloadError
+from .plugins import Plugin, PluginContext, PluginFolder
 from .reloader import Reloader
 from .result import ReloadResult, ReloadStats
 
@@ -13,6 +14,9 @@ __all__ = [
     "HotContext",
     "HotmodError",
     "HotmodWarning",
+    "Plugin",
+    "PluginContext",
+    "PluginFolder",
     "ReloadError",
     "ReloadResult",
     "ReloadStats",

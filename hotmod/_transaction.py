@@ -13,7 +13,8 @@ from __future__ import annotations
 import dis
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
@@ -59,7 +60,7 @@ def uses_plain_source_loader(module: ModuleType) -> bool:
     """True when compiling the file ourselves is what the module's loader would do."""
     spec = module.__dict__.get("__spec__")
     loader = getattr(spec, "loader", None) or module.__dict__.get("__loader__")
-    return type(loader) is SourceFileLoader
+    return type(loader) is SourceFileLoader or getattr(loader, "hotmod_compiles_source", False) is True
 
 
 def _reload_error(exc: BaseException, unit: Unit, stage: str) -> ReloadError:
@@ -140,8 +141,15 @@ def _restore(namespace: dict[str, Any], snapshot: Mapping[str, Any]) -> None:
         del namespace[name]
 
 
-def execute(units: list[Unit]) -> Outcome:
-    """Run every unit in order; all commit or all are restored."""
+BeforeCommit = Callable[[list["Unit"]], ReloadError | None]
+
+
+def execute(units: list[Unit], before_commit: BeforeCommit | None = None) -> Outcome:
+    """Run every unit in order; all commit or all are restored.
+
+    ``before_commit`` runs once every unit executed; an error it returns aborts the
+    batch like an exception in module code.
+    """
     outcome = Outcome()
     done: list[Unit] = []
     ran_clean = False
@@ -164,6 +172,8 @@ def execute(units: list[Unit]) -> Outcome:
                 # the process or the applying thread. Ctrl-C still propagates.
                 outcome.error = _reload_error(exc, unit, "executing")
                 break
+        if outcome.error is None and before_commit is not None:
+            outcome.error = before_commit(units)
         ran_clean = outcome.error is None
     finally:
         # Also on KeyboardInterrupt/SystemExit, which propagate after the restore.
@@ -224,6 +234,18 @@ def _commit(units: list[Unit], outcome: Outcome) -> None:
         outcome.warnings.extend(unknown_dunder_warnings(unit.module.__dict__, unit.code, unit.path))
 
 
+@contextmanager
+def old_version_visible(unit: Unit) -> Iterator[None]:
+    """Put the outgoing version back in the module's namespace for a while."""
+    namespace = unit.module.__dict__
+    incoming = dict(namespace)
+    _restore(namespace, unit.snapshot)
+    try:
+        yield
+    finally:
+        _restore(namespace, incoming)
+
+
 def _dispose_old_version(unit: Unit) -> list[str]:
     """Run the outgoing version's dispose hooks against its own globals.
 
@@ -232,13 +254,8 @@ def _dispose_old_version(unit: Unit) -> list[str]:
     new thread instead of the old one. The old version is put back (consistent, as it
     was before this reload) while its hooks run, then the new one again.
     """
-    namespace = unit.module.__dict__
-    incoming = dict(namespace)
-    _restore(namespace, unit.snapshot)
-    try:
-        return _hot.run_hooks("dispose", unit.module, namespace)
-    finally:
-        _restore(namespace, incoming)
+    with old_version_visible(unit):
+        return _hot.run_hooks("dispose", unit.module, unit.module.__dict__)
 
 
 def unknown_dunder_warnings(namespace: dict[str, Any], code: CodeType | None, path: Path | None) -> list[str]:

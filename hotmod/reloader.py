@@ -26,6 +26,7 @@ from ._source import (
     read_source,
     runs_this_source,
 )
+from ._trust import Untrusted
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .result import STATUSES, ReloadResult, ReloadStats, Status
 from .watch import BackendName, Watcher
@@ -99,6 +100,8 @@ class Reloader:
         include: Iterable[str] = DEFAULT_INCLUDE,
         exclude: Iterable[str] = DEFAULT_EXCLUDE,
         dependents: Dependents = "rebind",
+        _reader: Callable[[Path], Source] | None = None,
+        _before_commit: Callable[[list[_transaction.Unit]], ReloadError | None] | None = None,
     ) -> None:
         if backend not in ("auto", "watchdog", "polling", "manual"):
             raise ValueError(f"backend must be auto, watchdog, polling or manual, not {backend!r}")
@@ -124,6 +127,10 @@ class Reloader:
         self.debounce = debounce
         self.dependents = dependents
         self._filter = PathFilter(roots, include, exclude)
+        # A plugin folder reads through its trust checks and runs setup/teardown between
+        # execution and commit; a plain reloader does neither.
+        self._read = _reader or read_source
+        self._before_commit = _before_commit
         self._queue = ChangeQueue(debounce)
         self._registry = ModuleRegistry(self._filter)
         self._watcher = _make_watcher(backend, self._queue, self._filter)
@@ -306,7 +313,7 @@ class Reloader:
             # Zip imports and custom loaders read their own source in exec_module.
             if path is not None and _transaction.uses_plain_source_loader(units[0].module):
                 try:
-                    source = read_source(path)
+                    source = self._read(path)
                 except OSError as exc:
                     return self._finish(self._read_failure(path, exc, units[0].name), started)
                 for unit in units:
@@ -334,7 +341,7 @@ class Reloader:
         for path in sorted(set(batch) | self._dirty):
             state = self._files[path]
             try:
-                source = read_source(path)
+                source = self._read(path)
             except OSError as exc:
                 if self._should_wait(path, waited, state):
                     continue
@@ -367,7 +374,7 @@ class Reloader:
                 if module_path is None or module_path in sources:
                     continue
                 try:
-                    sources[module_path] = read_source(module_path)
+                    sources[module_path] = self._read(module_path)
                 except OSError:
                     continue  # the module's own file will report itself
         units: list[_transaction.Unit] = []
@@ -407,7 +414,7 @@ class Reloader:
         if compile_error is not None:
             outcome = _transaction.Outcome(compile_error)
         else:
-            outcome = _transaction.execute(_transaction.dependency_order(units))
+            outcome = _transaction.execute(_transaction.dependency_order(units), self._before_commit)
         if outcome.error is not None:
             self._dirty.update(sources)
             return self._finish(
@@ -527,6 +534,8 @@ class Reloader:
             reason = "was deleted; the loaded version keeps running"
         elif isinstance(exc, IsADirectoryError):
             reason = "is no longer a file; the loaded version keeps running"
+        elif isinstance(exc, Untrusted):
+            reason = f"is refused ({exc}); the loaded version keeps running"
         elif isinstance(exc, PermissionError):
             reason = "cannot be read (permission denied); the loaded version keeps running"
         else:
@@ -579,7 +588,7 @@ class Reloader:
                 if name in changed:
                     continue
                 try:
-                    source = read_source(path)
+                    source = self._read(path)
                 except OSError:
                     continue  # it will report itself when it is saved
                 if self._imports_of(path, source, module) & changed:
@@ -665,7 +674,7 @@ class Reloader:
         for path, names in wanted.items():
             if path not in self._files:
                 try:
-                    self._files[path] = _FileState(read_source(path).digest, None)
+                    self._files[path] = _FileState(self._read(path).digest, None)
                 except OSError:
                     self._files[path] = _FileState(None, None, missing=True)
                 self._watcher.add(path)
@@ -685,7 +694,7 @@ class Reloader:
         file's, and on a difference the file is queued so the next poll applies it.
         """
         try:
-            source = read_source(path)
+            source = self._read(path)
         except OSError:
             self._files[path] = _FileState(None, None)
             return
