@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 PluginState = Literal["loaded", "failed", "refused", "unloaded"]
 PluginListener = Callable[["Plugin"], object]
+_FOLDER_SENTINEL = ".hotmod-folder"  # a name no file has: only its folder matters
 _SEVERITY = {"noop": 0, "ok": 1, "needs_restart": 2, "failed": 3, "aborted": 3}
 
 
@@ -278,6 +279,10 @@ class PluginFolder:
         self._emit(result)
         return result
 
+    def notify(self, *paths: str | os.PathLike[str]) -> None:
+        """Tell the folder these files changed (the manual backend's only input)."""
+        self._reloader.notify(*paths)
+
     def subscribe(self, listener: Callable[[ReloadResult], object]) -> Callable[[], None]:
         self._listeners.append(listener)
 
@@ -290,6 +295,9 @@ class PluginFolder:
     def start(self) -> Self:
         """Watch the folder; with ``apply="background"`` apply changes on a thread."""
         self._check_open()
+        # The folder itself is watched even while it holds no plugin, so that a new
+        # file wakes the applying thread at once.
+        self._reloader._watcher.add(self.folder / _FOLDER_SENTINEL)
         self._reloader.start()
         if self.apply == "background" and self._thread is None:
             self._stop_event.clear()

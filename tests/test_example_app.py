@@ -88,3 +88,31 @@ def test_example_app_keeps_socket_thread_and_cache_across_100_edits(app: tuple[M
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert listener.fileno() == -1
+
+
+def test_plugin_host_example_edit_while_serving(tmp_path: Path) -> None:
+    folder = tmp_path / "plugin_host"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "plugin_host", folder)
+    spec = importlib.util.spec_from_file_location(f"bot_{uuid.uuid4().hex[:8]}", folder / "bot.py")
+    assert spec is not None
+    assert spec.loader is not None
+    bot_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bot_module)
+    bot = bot_module.Bot()
+    pf = hotmod.PluginFolder(folder / "plugins", host=bot, backend="manual", apply="manual")
+    try:
+        plugins = pf.load()
+        assert {n: p.state for n, p in plugins.items()} == {"dice": "loaded", "greet": "loaded"}
+        assert bot.handle("hello bob") == "hello, bob"
+        bot.handle("roll 6")
+        assert "roll #2" in bot.handle("roll 6")
+        greet = folder / "plugins" / "greet.py"
+        write(greet, greet.read_text().replace('f"hello, {text', 'f"hi there, {text'))
+        pf.notify(greet)
+        assert pf.poll().status == "ok"
+        assert bot.handle("hello bob") == "hi there, bob"
+        assert "roll #3" in bot.handle("roll 6")  # the other plugin and its state untouched
+        assert not (folder / "plugins" / "__pycache__").exists()
+    finally:
+        pf.close()
+    assert bot.commands == {}

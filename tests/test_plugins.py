@@ -69,7 +69,7 @@ def plugin(folder: Path, name: str, text: str = "hi", *, body: str | None = None
 
 
 def notify(pf: hotmod.PluginFolder, path: Path) -> hotmod.ReloadResult:
-    pf._reloader.notify(path)
+    pf.notify(path)
     return pf.poll()
 
 
@@ -320,3 +320,57 @@ def test_keyboard_interrupt_is_not_swallowed(folder: Path, make: Any) -> None:
     pf = make()
     with pytest.raises(KeyboardInterrupt):
         pf.load()
+
+
+@pytest.mark.watchdog
+def test_background_folder_loads_a_new_file_and_applies_an_edit(folder: Path) -> None:
+    import threading
+
+    from .conftest import EVENT_TIMEOUT, write_replace
+
+    host = Host()
+    events: list[hotmod.ReloadResult] = []
+    loaded = threading.Event()
+    with hotmod.PluginFolder(folder, host=host, backend="watchdog") as pf:
+        pf.subscribe(lambda r: (events.append(r), loaded.set()))
+        write_replace(folder / "fresh.py", GREETER.format(name="fresh", text="one"))
+        assert loaded.wait(EVENT_TIMEOUT), events
+        assert host.commands["fresh"]() == "one"
+        loaded.clear()
+        write_replace(folder / "fresh.py", GREETER.format(name="fresh", text="two"))
+        assert loaded.wait(EVENT_TIMEOUT), events
+        assert host.commands["fresh"]() == "two"
+    assert host.commands == {}
+
+
+def test_pluggy_plugin_manager_interoperates(folder: Path, make: Any) -> None:
+    pluggy = pytest.importorskip("pluggy")
+    hookspec = pluggy.HookspecMarker("bot")
+
+    class Spec:
+        @hookspec
+        def handle(self, text: str) -> str: ...
+
+    pm = pluggy.PluginManager("bot")
+    pm.add_hookspecs(Spec)
+    body = (
+        "import pluggy\n"
+        "hookimpl = pluggy.HookimplMarker('bot')\n"
+        "@hookimpl\n"
+        "def handle(text):\n"
+        "    return '{v}' + text\n"
+    )
+    path = plugin(folder, "echo", body=body.format(v="v1:"))
+    plugin(folder, "other", body=body.format(v="o:"))
+    pf = make(
+        on_load=lambda p: pm.register(p.module, name=p.name),
+        on_unload=lambda p: pm.unregister(name=p.name),
+    )
+    pf.load()
+    assert sorted(pm.hook.handle(text="x")) == ["o:x", "v1:x"]
+    write(path, body.format(v="v2:"))
+    assert notify(pf, path).status == "ok"
+    assert sorted(pm.hook.handle(text="x")) == ["o:x", "v2:x"]
+    os.remove(path)
+    pf.poll()
+    assert pm.hook.handle(text="x") == ["o:x"]
