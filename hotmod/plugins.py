@@ -31,6 +31,7 @@ from types import MappingProxyType, ModuleType, TracebackType
 from typing import Any, Literal, Self
 
 from . import _hot, _transaction
+from ._applier import ApplyThread, Listener, Listeners
 from ._source import Source, digest, error_line
 from ._trust import Trust, Untrusted, check_folder, read_checked
 from .errors import HotmodError, HotmodWarning, ReloadError
@@ -227,11 +228,9 @@ class PluginFolder:
         self._on_unload = on_unload
         self._plugins: dict[str, Plugin] = {}
         self._missing_since: dict[str, float] = {}
-        self._listeners: list[Callable[[ReloadResult], object]] = []
+        self._listeners = Listeners()
         self._warned: set[str] = set()
         self._folder_refusal: str | None = None
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
         self._closed = False
         self._parent = ModuleType(self.package, f"plugins from {self.folder}")
         self._parent.__path__ = []  # our finder resolves names; nothing else looks here
@@ -253,6 +252,7 @@ class PluginFolder:
                 _reader=self._read,
                 _before_commit=self._swap_versions,
             )
+        self._applier = ApplyThread("hotmod-plugins", self._run, self._reloader._queue.wake)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -283,14 +283,9 @@ class PluginFolder:
         """Tell the folder these files changed (the manual backend's only input)."""
         self._reloader.notify(*paths)
 
-    def subscribe(self, listener: Callable[[ReloadResult], object]) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(result)`` after every poll that did something."""
+        return self._listeners.subscribe(listener)
 
     def start(self) -> Self:
         """Watch the folder; with ``apply="background"`` apply changes on a thread."""
@@ -299,19 +294,12 @@ class PluginFolder:
         # file wakes the applying thread at once.
         self._reloader._watcher.add(self.folder / _FOLDER_SENTINEL)
         self._reloader.start()
-        if self.apply == "background" and self._thread is None:
-            self._stop_event.clear()
-            self._thread = threading.Thread(target=self._run, name="hotmod-plugins", daemon=True)
-            self._thread.start()
+        if self.apply == "background":
+            self._applier.start()
         return self
 
     def stop(self) -> None:
-        thread = self._thread
-        self._stop_event.set()
-        self._reloader._queue.wake()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
-        self._thread = None
+        self._applier.stop()
         self._reloader.stop()
 
     def close(self) -> None:
@@ -663,22 +651,16 @@ class PluginFolder:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _emit(self, result: ReloadResult) -> None:
-        if result.status == "noop":
-            return
-        for listener in list(self._listeners):
-            try:
-                listener(result)
-            except Exception:
-                logger.exception("hotmod plugin listener %r raised; it stays subscribed", listener)
+        self._listeners.emit(result)
 
     def _check_open(self) -> None:
         if self._closed:
             raise HotmodError("this PluginFolder is closed")
 
-    def _run(self) -> None:
-        while not self._stop_event.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             self._reloader._queue.wait(self._reloader.poll_interval)
-            if self._stop_event.is_set():
+            if stopping.is_set():
                 break
             try:
                 self.poll()

@@ -15,6 +15,7 @@ from types import MappingProxyType, ModuleType, TracebackType
 from typing import Literal, Self
 
 from . import _hot, _transaction
+from ._applier import ApplyThread, Listener, Listeners
 from ._changes import ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
 from ._registry import ModuleRegistry, is_extension, module_origin
@@ -35,7 +36,6 @@ from .watch.polling import PollingWatcher
 
 logger = logging.getLogger(__name__)
 
-Listener = Callable[[ReloadResult], object]
 ApplyMode = Literal["background", "manual"]
 Dependents = Literal["rebind", "reexec"]
 
@@ -138,7 +138,7 @@ class Reloader:
         self._files: dict[Path, _FileState] = {}
         self._dirty: set[Path] = set()  # changed on disk, not running yet
         self._reported: frozenset[tuple[Path, bytes | str]] = frozenset()
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
         self._namespaces: list[dict[str, object]] = []
         # data file -> names of the modules that declared ``hot.depends_on`` on it
         self._data_deps: dict[Path, set[str]] = {}
@@ -147,8 +147,7 @@ class Reloader:
         self._total = 0.0
         self._max = 0.0
         self._last: ReloadResult | None = None
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
+        self._applier = ApplyThread("hotmod-reloader", self._run, self._queue.wake)
         self._watching = False
         self._closed = False
         with _RELOAD_LOCK:
@@ -162,20 +161,13 @@ class Reloader:
         self._check_open()
         with _RELOAD_LOCK:
             self._resume_watching(rescan=True)
-            if self.apply == "background" and self._thread is None:
-                self._stop_event.clear()
-                self._thread = threading.Thread(target=self._run, name="hotmod-reloader", daemon=True)
-                self._thread.start()
+            if self.apply == "background":
+                self._applier.start()
         return self
 
     def stop(self) -> None:
         """Stop watching and applying; tracking is kept and ``start()`` resumes."""
-        thread = self._thread
-        self._stop_event.set()
-        self._queue.wake()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
-        self._thread = None
+        self._applier.stop()
         with _RELOAD_LOCK:
             if self._watching:
                 self._watcher.stop()
@@ -225,7 +217,7 @@ class Reloader:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("running" if self._thread else "idle")
+        state = "closed" if self._closed else ("running" if self._applier.started else "idle")
         roots = ", ".join(str(p) for p in self.paths)
         return f"<hotmod.Reloader {state} backend={self.backend} paths=[{roots}] tracked={len(self._files)}>"
 
@@ -263,17 +255,11 @@ class Reloader:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._applier.alive
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(result)`` after every reload that did something."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def add_namespace(self, namespace: dict[str, object]) -> Callable[[], None]:
         """Rebind names in ``namespace`` (a REPL's globals, say) like an importer's.
@@ -505,13 +491,7 @@ class Reloader:
         return result
 
     def _emit(self, result: ReloadResult) -> None:
-        if result.status == "noop":
-            return
-        for listener in list(self._listeners):
-            try:
-                listener(result)
-            except Exception:
-                logger.exception("hotmod listener %r raised; it stays subscribed", listener)
+        self._listeners.emit(result)
 
     # -- planning helpers --------------------------------------------------------------
 
@@ -741,14 +721,14 @@ class Reloader:
 
     # -- the background thread ---------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop_event.is_set():
+    def _run(self, stopping: threading.Event) -> None:
+        while not stopping.is_set():
             timeout = self.poll_interval
             deadline = self._queue.next_deadline()
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - time.monotonic()))
             self._queue.wait(timeout)
-            if self._stop_event.is_set():
+            if stopping.is_set():
                 break
             try:
                 self.poll()

@@ -1,0 +1,76 @@
+"""What a Reloader and a PluginFolder share: listeners, and the thread that applies."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from .result import ReloadResult
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[ReloadResult], object]
+
+
+class Listeners:
+    """Callbacks told of every result that did something; one that raises stays subscribed."""
+
+    def __init__(self) -> None:
+        self._items: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._items.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._items:
+                self._items.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, result: ReloadResult) -> None:
+        if result.status == "noop":
+            return
+        for listener in list(self._items):
+            try:
+                listener(result)
+            except Exception:
+                logger.exception("hotmod listener %r raised; it stays subscribed", listener)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+class ApplyThread:
+    """A daemon thread running ``loop(stopping)`` until ``stop()``; both are idempotent."""
+
+    def __init__(self, name: str, loop: Callable[[threading.Event], None], wake: Callable[[], None]) -> None:
+        self._name = name
+        self._loop = loop
+        self._wake = wake
+        self._thread: threading.Thread | None = None
+        self.stopping = threading.Event()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self.stopping.clear()
+            self._thread = threading.Thread(
+                target=self._loop, args=(self.stopping,), name=self._name, daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        thread = self._thread
+        self.stopping.set()
+        self._wake()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        self._thread = None
