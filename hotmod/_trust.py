@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 from typing import Literal
 
@@ -114,6 +113,3 @@ def read_checked(path: Path, folder: Path, trust: Trust) -> tuple[bytes, os.stat
     finally:
         os.close(fd)
 
-
-def platform_note() -> str:
-    return "" if _POSIX else f" (ownership and mode checks are POSIX-only; not applied on {sys.platform})"

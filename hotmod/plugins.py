@@ -60,6 +60,8 @@ class Plugin:
     data: dict[str, Any] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
     context: PluginContext | None = None
+    # (mtime, size) of the file that failed to load: it is retried once that changes
+    failed_stat: tuple[int, int] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"<Plugin {self.name} {self.state}>"
@@ -412,7 +414,7 @@ class PluginFolder:
             current = path.stat().st_mtime_ns, path.stat().st_size
         except OSError:
             return False
-        return plugin.data.get("__hotmod_failed_stat__") != current
+        return plugin.failed_stat != current
 
     def _load_order(self, candidates: Mapping[str, Path]) -> list[str]:
         """Sorted by name; ``__requires__`` moves a plugin after what it requires."""
@@ -473,7 +475,7 @@ class PluginFolder:
         plugin.error = error
         try:
             st = plugin.path.stat()
-            plugin.data["__hotmod_failed_stat__"] = (st.st_mtime_ns, st.st_size)
+            plugin.failed_stat = (st.st_mtime_ns, st.st_size)
         except OSError:
             pass
         logger.warning("%s", error)
@@ -504,7 +506,7 @@ class PluginFolder:
                 raise
             return self._fail(plugin, f"{type(exc).__name__} while importing: {exc}", exc)
         plugin.module = module
-        plugin.data.pop("__hotmod_failed_stat__", None)
+        plugin.failed_stat = None
         error = self._start_version(plugin)
         if error is not None:
             self._drop_modules(full)
