@@ -112,4 +112,3 @@ def read_checked(path: Path, folder: Path, trust: Trust) -> tuple[bytes, os.stat
         return b"".join(chunks), st, problem
     finally:
         os.close(fd)
-
