@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._hot import HotContext, hot
 from .errors import HotmodError, HotmodWarning, ReloadError
-from .plugins import Plugin, PluginContext, PluginFolder
 from .reloader import Reloader
 from .result import ReloadResult, ReloadStats
+
+if TYPE_CHECKING:
+    from .plugins import Plugin, PluginContext, PluginFolder
 
 __version__ = "0.1.0"
 
@@ -24,3 +28,15 @@ __all__ = [
     "__version__",
     "hot",
 ]
+
+_PLUGIN_NAMES = frozenset({"Plugin", "PluginContext", "PluginFolder"})
+
+
+def __getattr__(name: str) -> Any:
+    # Plugin folders pull in the import machinery's ABCs and ``ast``: an app that never
+    # uses one should not pay for that in its start-up time.
+    if name in _PLUGIN_NAMES:
+        from . import plugins
+
+        return getattr(plugins, name)
+    raise AttributeError(f"module 'hotmod' has no attribute {name!r}")
