@@ -21,12 +21,15 @@ import logging
 import os
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any, Literal, TypeVar
+
+from .errors import HotmodWarning
 
 logger = logging.getLogger(__name__)
 
@@ -224,11 +227,18 @@ def adopt(modules: Iterable[ModuleType]) -> None:
         context._current, context._incoming = context._incoming, None
 
 
-def has_hooks(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> bool:
+def _handlers(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> list[Hook]:
+    """The running version's handlers of one kind, its ``__hotmod_<kind>__`` last."""
     context = _CONTEXTS.get(module)
-    return bool(context is not None and context._current.hooks[kind]) or callable(
-        namespace.get(DUNDER_HOOKS[kind])
-    )
+    handlers: list[Hook] = list(context._current.hooks[kind]) if context is not None else []
+    dunder = namespace.get(DUNDER_HOOKS[kind])
+    if callable(dunder):
+        handlers.append(dunder)
+    return handlers
+
+
+def has_hooks(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> bool:
+    return bool(_handlers(kind, module, namespace))
 
 
 def run_hooks(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> list[str]:
@@ -237,11 +247,8 @@ def run_hooks(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> 
     ``namespace`` supplies the ``__hotmod_<kind>__`` function of that version (for
     dispose, the snapshot taken before the new code ran).
     """
+    handlers = _handlers(kind, module, namespace)
     context = context_for(module)
-    handlers: list[Hook] = list(context._current.hooks[kind])
-    dunder = namespace.get(DUNDER_HOOKS[kind])
-    if callable(dunder):
-        handlers.append(dunder)
     problems: list[str] = []
     for handler in handlers:
         context._disposing = kind == "dispose"  # it sees its own version's generation
@@ -289,6 +296,31 @@ def unknown_dunders(namespace: dict[str, Any]) -> list[str]:
     return sorted(
         n for n in list(namespace) if n.startswith("__hotmod") and n.endswith("__") and n not in KNOWN_DUNDERS
     )
+
+
+def unknown_dunder_warnings(namespace: dict[str, Any], code: CodeType | None, path: Path | None) -> list[str]:
+    """A misspelt ``__hotmod_*__`` name must not be ignored silently: warn at its line."""
+    messages = []
+    for name in unknown_dunders(namespace):
+        line = _binding_line(code, name) if code is not None else None
+        where = f"{path}:{line}" if path is not None and line is not None else str(path or "?")
+        known = ", ".join(sorted(KNOWN_DUNDERS))
+        message = f"{where}: {name} is not a name hotmod knows (known: {known}); it is ignored"
+        messages.append(message)
+        try:
+            warnings.warn_explicit(message, HotmodWarning, str(path or "<unknown>"), line or 0)
+        except Warning:  # warnings turned into errors must not break the reload
+            logger.warning("%s", message)
+    return messages
+
+
+def _binding_line(code: CodeType, name: str) -> int | None:
+    import dis  # only when a misspelt name was found: not worth its import time otherwise
+
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ("STORE_NAME", "STORE_GLOBAL") and instruction.argval == name:
+            return instruction.positions.lineno if instruction.positions else None
+    return None
 
 
 def unload(module: ModuleType) -> list[str]:

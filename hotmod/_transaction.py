@@ -10,9 +10,7 @@ removes the names the failed run added.
 
 from __future__ import annotations
 
-import dis
 import logging
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Any
 from . import _hot
 from ._registries import sweep
 from ._source import Source, bound_names, compile_source, error_line, refresh_linecache
-from .errors import HotmodWarning, ReloadError
+from .errors import ReloadError
 from .patching import Patcher, PatchReport
 
 logger = logging.getLogger(__name__)
@@ -231,7 +229,7 @@ def _commit(units: list[Unit], outcome: Outcome) -> None:
     _hot.adopt(u.module for u in units)
     for unit in units:
         outcome.warnings.extend(_hot.run_hooks("accept", unit.module, unit.module.__dict__))
-        outcome.warnings.extend(unknown_dunder_warnings(unit.module.__dict__, unit.code, unit.path))
+        outcome.warnings.extend(_hot.unknown_dunder_warnings(unit.module.__dict__, unit.code, unit.path))
 
 
 @contextmanager
@@ -256,29 +254,6 @@ def _dispose_old_version(unit: Unit) -> list[str]:
     """
     with old_version_visible(unit):
         return _hot.run_hooks("dispose", unit.module, unit.module.__dict__)
-
-
-def unknown_dunder_warnings(namespace: dict[str, Any], code: CodeType | None, path: Path | None) -> list[str]:
-    """A misspelt ``__hotmod_*__`` name must not be ignored silently: warn at its line."""
-    messages = []
-    for name in _hot.unknown_dunders(namespace):
-        line = _binding_line(code, name) if code is not None else None
-        where = f"{path}:{line}" if path is not None and line is not None else str(path or "?")
-        known = ", ".join(sorted(_hot.KNOWN_DUNDERS))
-        message = f"{where}: {name} is not a name hotmod knows (known: {known}); it is ignored"
-        messages.append(message)
-        try:
-            warnings.warn_explicit(message, HotmodWarning, str(path or "<unknown>"), line or 0)
-        except Warning:  # warnings turned into errors must not break the reload
-            logger.warning("%s", message)
-    return messages
-
-
-def _binding_line(code: CodeType, name: str) -> int | None:
-    for instruction in dis.get_instructions(code):
-        if instruction.opname in ("STORE_NAME", "STORE_GLOBAL") and instruction.argval == name:
-            return instruction.positions.lineno if instruction.positions else None
-    return None
 
 
 def _exec_with_loader(module: ModuleType) -> None:

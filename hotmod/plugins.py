@@ -139,8 +139,8 @@ class _Finder(importlib.abc.MetaPathFinder):
         init = base / "__init__.py"
         if init.is_file():
             file, package = init, True
-        elif base.with_name(parts[-1] + ".py").is_file():
-            file, package = base.with_name(parts[-1] + ".py"), False
+        elif (module_file := base.with_name(parts[-1] + ".py")).is_file():
+            file, package = module_file, False
         else:
             # Not ours to find elsewhere either: an empty __path__ keeps the default
             # finders (and any .pyc or extension module planted here) out.

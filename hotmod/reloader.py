@@ -623,7 +623,7 @@ class Reloader:
     def _sync(self) -> None:
         added, removed = self._registry.sync()
         if added or removed or _hot.depends_epoch() != self._depends_seen:
-            self._sync_depends(removed)
+            self._sync_depends()
         since = self._registry.previous_scan_ns
         for path in added:
             self._track(path, imported_after=since)
@@ -634,7 +634,7 @@ class Reloader:
             self._dirty.discard(path)
             self._watcher.discard(path)
 
-    def _sync_depends(self, removed: list[Path]) -> None:
+    def _sync_depends(self) -> None:
         """Watch the data files the tracked modules' running versions depend on."""
         self._depends_seen = _hot.depends_epoch()
         wanted: dict[Path, set[str]] = {}
@@ -695,7 +695,7 @@ class Reloader:
                     code = compile_source(source)
                 except (SyntaxError, ValueError):
                     code = None
-                _transaction.unknown_dunder_warnings(module.__dict__, code, path)
+                _hot.unknown_dunder_warnings(module.__dict__, code, path)
 
     def _runs_source(self, path: Path, source: Source) -> bool:
         try:

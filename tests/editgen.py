@@ -13,6 +13,7 @@ that raises) are part of the mix and must leave the last good version running.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import sys
 import types
@@ -100,7 +101,7 @@ def imported_elsewhere(group: Group, name: str) -> bool:
     return any(name in m.imports for m in group.modules)
 
 
-def _call(group: Group, module: Module, name: str) -> str:
+def _call(group: Group, name: str) -> str:
     """An expression that exercises imported definition ``name`` with ``x``."""
     d = group.modules[0].find(name)
     if d.kind in ("klass", "dataclass"):
@@ -175,7 +176,7 @@ def render(group: Group, module: Module) -> str:
             ]
             lines += [f"    def extra{j}(self):\n        return {v}" for j, v in enumerate(d.extras)]
     for name, used in module.users:
-        body = " + ".join(_call(group, module, u) for u in used)
+        body = " + ".join(_call(group, u) for u in used)
         lines += ["", f"def {name}(x):", f"    return {body}"]
     if group.broken == module.name:
         lines += ["", "raise RuntimeError('refused on purpose')"]
@@ -276,7 +277,7 @@ def observe_definition(group: Group, module: str, name: str, obj: Any, instance:
                 [getattr(inst, a)() for a in sorted(vars(obj)) if a.startswith("extra")],
             )
         if kind == "dataclass":
-            return (obj().total(), obj(5).total(), [f.name for f in __import__("dataclasses").fields(obj)])
+            return (obj().total(), obj(5).total(), [f.name for f in dataclasses.fields(obj)])
         return obj(3)
     except Exception as exc:  # recorded, then compared
         return ("raised", type(exc).__name__, str(exc))
