@@ -83,6 +83,10 @@ def test_keep_after_an_aborted_run_that_created_it(pkg: Pkg) -> None:
     first = mod.res
     assert edit(r, pkg.path("svc"), source.format(tail="Y = 2")).ok
     assert mod.res is first
+    mod.hot.forget("res")  # the next version makes a new one
+    assert edit(r, pkg.path("svc"), source.format(tail="Y = 3")).ok
+    assert mod.res is not first
+    assert log == ["made", "made"]
 
 
 def test_without_a_reloader_hot_is_inert(pkg: Pkg) -> None:
