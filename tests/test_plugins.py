@@ -315,6 +315,17 @@ def test_a_file_owned_by_someone_else_is_refused(folder: Path, make: Any) -> Non
     assert plugins["mine"].state == "loaded"
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_plugin_file_writable_by_others_is_refused(folder: Path, make: Any) -> None:
+    path = plugin(folder, "open_to_all", "x")
+    os.chmod(path, 0o666)
+    plugin(folder, "mine", "y")
+    plugins = make(host=Host()).load()
+    assert plugins["open_to_all"].state == "refused"
+    assert "writable by group or others" in str(plugins["open_to_all"].error)
+    assert plugins["mine"].state == "loaded"
+
+
 def test_keyboard_interrupt_is_not_swallowed(folder: Path, make: Any) -> None:
     plugin(folder, "a", body="raise KeyboardInterrupt\n")
     pf = make()
