@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._hot import HotContext, hot
+from ._now import reload_now
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .reloader import Reloader
 from .result import ReloadResult, ReloadStats
@@ -27,7 +28,24 @@ __all__ = [
     "Reloader",
     "__version__",
     "hot",
+    "load_ipython_extension",
+    "reload_now",
+    "unload_ipython_extension",
 ]
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext hotmod``: apply pending changes before each cell (see the README)."""
+    from . import _ipython
+
+    _ipython.load(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    from . import _ipython
+
+    _ipython.unload(shell)
+
 
 _PLUGIN_NAMES = frozenset({"Plugin", "PluginContext", "PluginFolder"})
 

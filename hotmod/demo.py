@@ -36,9 +36,12 @@ SESSION = hot.keep("session", lambda: {{"opened_at": __import__("time").time()}}
 VISITS = hot.keep("visits", lambda: {{"count": 0}})
 
 
-def greet(name):
-    VISITS["count"] += 1
-    return {greeting}
+class Greeter:
+    """The app makes one of these at start-up and keeps it."""
+
+    def greet(self, name):
+        VISITS["count"] += 1
+        return {greeting}
 '''
 
 VERSIONS = {
@@ -47,8 +50,9 @@ VERSIONS = {
     "broken": '''
 """The demo's module, mid-edit."""
 
-def greet(name)
-    return "this line never runs"
+class Greeter:
+    def greet(self, name)
+        return "this line never runs"
 ''',
     "v3": _STATEFUL.format(greeting="f\"Good to see you again, {name} (visit {VISITS['count']})\""),
 }
@@ -67,6 +71,7 @@ class _Caller(threading.Thread):
     def __init__(self, module: ModuleType) -> None:
         super().__init__(name="demo-app", daemon=True)
         self.module = module
+        self.greeter = module.Greeter()  # made once, by the old code; never replaced
         self.last: Any = None
         self.calls = 0
         self.errors = 0
@@ -75,7 +80,7 @@ class _Caller(threading.Thread):
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                self.last = self.module.greet("world")
+                self.last = self.greeter.greet("world")
             except Exception:
                 self.errors += 1
             self.calls += 1
@@ -134,10 +139,11 @@ def _tour(say: Any, module: ModuleType, path: Path, reloader: Reloader, next_res
     caller.start()
     caller.wait_for(lambda v: v.startswith("hello"))
     say(f"  backend  {reloader.backend}, tracking {len(reloader.modules)} module(s)")
-    say(f"  running  greet('world') -> {caller.last!r}")
+    say(f"  running  greeter.greet('world') -> {caller.last!r}")
+    greeter = caller.greeter
     try:
         time.sleep(PAUSE)
-        say("\n1. Edit greet() and save it the way editors do (temp file + rename)")
+        say("\n1. Edit Greeter.greet() and save it the way editors do (temp file + rename)")
         visits_before = module.VISITS["count"]
         session = module.SESSION
         _save_like_an_editor(path, VERSIONS["v2"])
@@ -147,7 +153,12 @@ def _tour(say: Any, module: ModuleType, path: Path, reloader: Reloader, next_res
             say("   the new code did not run within 5 s (a network file system? try --backend polling)")
             return False
         say(f"   {result.summary()}; the app ran the new code {seen * 1000:.1f} ms after the save")
-        say(f"   running  greet('world') -> {caller.last!r}")
+        say(f"   running  greeter.greet('world') -> {caller.last!r}")
+        current = isinstance(greeter, module.Greeter)  # module.Greeter: the class the new code defines
+        say(
+            f"   instance the greeter made before the edit is the same object, running the new greet() "
+            f"(an instance of the reloaded Greeter class: {current})"
+        )
         state = "kept" if module.VISITS["count"] >= visits_before else "LOST"
         now = module.VISITS["count"]
         say(f"   state    VISITS {state}: {visits_before} visits before the edit, {now} now")
@@ -173,7 +184,7 @@ def _tour(say: Any, module: ModuleType, path: Path, reloader: Reloader, next_res
         if seen is None or result is None:
             say("   the fix did not apply within 5 s")
             return False
-        say(f"   {result.summary()}; running greet('world') -> {caller.last!r}")
+        say(f"   {result.summary()}; running greeter.greet('world') -> {caller.last!r}")
         say(
             f"\n{caller.calls} calls, {caller.errors} errors in the app while it was edited "
             f"{reloader.stats.reloads} times; one process throughout."

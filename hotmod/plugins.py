@@ -24,19 +24,19 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 from typing import Any, Literal, Self
 
-from . import _hot, _transaction
+from . import _hot, _now, _transaction
 from ._applier import ApplyThread, Listener, Listeners
 from ._source import Source, digest, error_line
 from ._trust import Trust, Untrusted, check_folder, read_checked
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .reloader import _RELOAD_LOCK, ApplyMode, Reloader
-from .result import ReloadResult
+from .result import ReloadResult, combine
 from .watch import BackendName
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 PluginState = Literal["loaded", "failed", "refused", "unloaded"]
 PluginListener = Callable[["Plugin"], object]
 _FOLDER_SENTINEL = ".hotmod-folder"  # a name no file has: only its folder matters
-_SEVERITY = {"noop": 0, "ok": 1, "needs_restart": 2, "failed": 3, "aborted": 3}
 
 
 @dataclass(eq=False)
@@ -254,7 +253,10 @@ class PluginFolder:
                 _reader=self._read,
                 _before_commit=self._swap_versions,
             )
+            # reload_now() goes through the folder, which also loads and unloads plugins.
+            _now.unregister(self._reloader)
         self._applier = ApplyThread("hotmod-plugins", self._run, self._reloader._queue.wake)
+        _now.register(self)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -277,9 +279,13 @@ class PluginFolder:
             found = self._discover(load_all=False)
             edits = self._reloader.poll()
             self._note_edit(edits)
-            result = _combine([found, edits])
+            result = combine([found, edits])
         self._emit(result)
         return result
+
+    def _apply_now(self) -> ReloadResult:
+        self._reloader._queue_everything()
+        return self.poll()
 
     def notify(self, *paths: str | os.PathLike[str]) -> None:
         """Tell the folder these files changed (the manual backend's only input)."""
@@ -308,6 +314,7 @@ class PluginFolder:
         """Unload every plugin (reverse load order) and remove what the folder installed."""
         if self._closed:
             return
+        _now.unregister(self)
         self.stop()
         with _RELOAD_LOCK:
             for plugin in reversed(list(self._plugins.values())):
@@ -404,7 +411,7 @@ class PluginFolder:
             new = {n: p for n, p in new.items() if self._changed_since_failure(n, p)}
         for name in self._load_order(new):
             results.append(self._load(self._plugins[name]))
-        return _combine(results)
+        return combine(results)
 
     def _changed_since_failure(self, name: str, path: Path) -> bool:
         plugin = self._plugins.get(name)
@@ -670,20 +677,3 @@ class PluginFolder:
                 break
             except Exception:
                 logger.exception("hotmod plugins: unexpected error while applying changes; still watching")
-
-
-def _combine(results: Iterable[ReloadResult]) -> ReloadResult:
-    """One result for a poll that loaded, unloaded and reloaded several plugins."""
-    items = [r for r in results if r.status != "noop"]
-    if not items:
-        return ReloadResult("noop")
-    if len(items) == 1:
-        return items[0]
-    worst = max(items, key=lambda r: _SEVERITY[r.status])
-    error = next((r.error for r in items if r.error is not None), None)
-    modules = tuple(dict.fromkeys(m for r in items for m in r.modules))
-    paths = tuple(dict.fromkeys(p for r in items for p in r.paths))
-    warnings_ = tuple(w for r in items for w in r.warnings)
-    return ReloadResult(
-        worst.status, modules, paths, error, warnings_, duration=sum(r.duration for r in items)
-    )

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 from typing import Literal, Self
 
-from . import _hot, _transaction
+from . import _hot, _now, _transaction
 from ._applier import ApplyThread, Listener, Listeners
 from ._changes import ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
@@ -49,6 +49,9 @@ _IDLE = ReloadResult("noop")
 # The content each file's module runs, as last applied by any reloader of the process,
 # so that two reloaders watching the same module never both re-execute one edit.
 _APPLIED: dict[Path, bytes] = {}
+
+# How often a closed gate (a REPL running a statement) is looked at again.
+_GATE_RETRY = 0.05
 
 # File timestamps come from the kernel's coarse clock, a few milliseconds behind.
 _CLOCK_SLACK_NS = 50_000_000
@@ -102,6 +105,7 @@ class Reloader:
         dependents: Dependents = "rebind",
         _reader: Callable[[Path], Source] | None = None,
         _before_commit: Callable[[list[_transaction.Unit]], ReloadError | None] | None = None,
+        _gate: Callable[[], bool] | None = None,
     ) -> None:
         if backend not in ("auto", "watchdog", "polling", "manual"):
             raise ValueError(f"backend must be auto, watchdog, polling or manual, not {backend!r}")
@@ -131,6 +135,8 @@ class Reloader:
         # execution and commit; a plain reloader does neither.
         self._read = _reader or read_source
         self._before_commit = _before_commit
+        # A REPL lets the background thread apply only while its prompt waits for input.
+        self._gate = _gate
         self._queue = ChangeQueue(debounce)
         self._registry = ModuleRegistry(self._filter)
         self._watcher = _make_watcher(backend, self._queue, self._filter)
@@ -153,6 +159,7 @@ class Reloader:
         with _RELOAD_LOCK:
             self._sync()
             self._resume_watching(rescan=False)
+        _now.register(self)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -181,6 +188,7 @@ class Reloader:
         """
         if self._closed:
             return
+        _now.unregister(self)
         self.stop()
         with _RELOAD_LOCK:
             if unload:
@@ -307,6 +315,18 @@ class Reloader:
             result = self._transact(units, {path: source} if path and source else {}, started, dedupe=False)
         self._emit(result)
         return result
+
+    def _apply_now(self) -> ReloadResult:
+        """Compare every tracked file with what runs and apply the differences (reload_now)."""
+        self._queue_everything()
+        return self.poll()
+
+    def _queue_everything(self) -> None:
+        self._check_open()
+        with _RELOAD_LOCK:
+            self._sync()
+            self._reported = frozenset()  # an explicit request hears of standing failures again
+            self._queue.push(list(self._files), settled=True)
 
     def _poll_locked(self) -> ReloadResult:
         self._sync()
@@ -485,9 +505,9 @@ class Reloader:
         self._max = max(self._max, result.duration)
         self._last = result
         if result.status == "ok":
-            logger.info("%s", result.summary())
+            logger.info("%s", result.summary(), extra={"hotmod_result": result})
         elif result.status != "noop":
-            logger.warning("%s", result.summary())
+            logger.warning("%s", result.summary(), extra={"hotmod_result": result})
         return result
 
     def _emit(self, result: ReloadResult) -> None:
@@ -730,6 +750,9 @@ class Reloader:
             self._queue.wait(timeout)
             if stopping.is_set():
                 break
+            if self._gate is not None and not self._gate():
+                stopping.wait(_GATE_RETRY)  # changes stay queued until the gate opens
+                continue
             try:
                 self.poll()
             except HotmodError:

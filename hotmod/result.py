@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -55,6 +55,44 @@ class ReloadResult:
             return f"{names} needs a restart: {self.error}"
         verb = "aborted" if self.status == "aborted" else "failed"
         return f"reload of {names} {verb}, previous version kept: {self.error}"
+
+    def report(self) -> str:
+        """The summary and every counter, as a debugger's hot-reload report shows them."""
+        counters = (
+            f"{len(self.modules)} module(s) reloaded, {self.functions_patched} function(s) patched, "
+            f"{self.classes_patched} class(es) patched, {self.classes_replaced} replaced, "
+            f"{self.references_rebound} reference(s) rebound, {self.names_pruned} name(s) pruned, "
+            f"{len(self.warnings)} warning(s)"
+        )
+        lines = [self.summary(), counters, *(f"warning: {w}" for w in self.warnings)]
+        return "\n".join(lines)
+
+
+# Which status a result made of several keeps: the most serious one.
+_SEVERITY: Mapping[Status, int] = {"noop": 0, "ok": 1, "needs_restart": 2, "failed": 3, "aborted": 3}
+
+
+def combine(results: Iterable[ReloadResult]) -> ReloadResult:
+    """One result for several transactions (a poll of many plugins, every reloader at once)."""
+    items = [r for r in results if r.status != "noop"]
+    if not items:
+        return ReloadResult("noop")
+    if len(items) == 1:
+        return items[0]
+    worst = max(items, key=lambda r: _SEVERITY[r.status])
+    return ReloadResult(
+        worst.status,
+        tuple(dict.fromkeys(m for r in items for m in r.modules)),
+        tuple(dict.fromkeys(p for r in items for p in r.paths)),
+        next((r.error for r in items if r.error is not None), None),
+        tuple(w for r in items for w in r.warnings),
+        duration=sum(r.duration for r in items),
+        functions_patched=sum(r.functions_patched for r in items),
+        classes_patched=sum(r.classes_patched for r in items),
+        classes_replaced=sum(r.classes_replaced for r in items),
+        references_rebound=sum(r.references_rebound for r in items),
+        names_pruned=sum(r.names_pruned for r in items),
+    )
 
 
 _NO_COUNTS: Mapping[Status, int] = {s: 0 for s in STATUSES}

@@ -1,0 +1,94 @@
+"""``%load_ext hotmod``: pending changes apply before each IPython or Jupyter cell.
+
+The pre-run-cell event fires after the cell is read and before it runs, which is
+the one safe point: nothing of the user's runs while a reload applies, and the cell
+sees every change saved before it was submitted.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Any
+
+from ._session import Session, describe
+from .errors import HotmodError
+from .result import ReloadResult
+
+USAGE = """\
+%hotmod                 status: folders watched, modules tracked, recent reloads and errors
+%hotmod on | off        apply changes before each cell, or stop (changes wait meanwhile)
+%hotmod paths [DIR...]  show the watched folders, or watch these instead
+%hotmod reload NAME...  re-execute these modules now, changed or not"""
+
+# One extension per shell; %reload_ext replaces it.
+_EXTENSIONS: dict[int, _Extension] = {}
+
+
+def load(shell: Any) -> None:
+    unload(shell)
+    _EXTENSIONS[id(shell)] = _Extension(shell)
+
+
+def unload(shell: Any) -> None:
+    extension = _EXTENSIONS.pop(id(shell), None)
+    if extension is not None:
+        extension.close()
+
+
+class _Extension:
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.session = Session([os.getcwd()], shell.user_ns)
+        shell.events.register("pre_run_cell", self.pre_run_cell)
+        shell.register_magic_function(self.magic, "line", "hotmod")
+
+    def close(self) -> None:
+        self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
+        self.session.close()
+
+    def pre_run_cell(self, info: object = None) -> None:
+        # An exception here would be shown as an IPython internal error, and the cell
+        # must run whatever happened: report and carry on.
+        try:
+            results = self.session.apply()
+        except Exception as exc:
+            print(f"hotmod: could not apply changes: {exc!r}", file=sys.stderr)
+            return
+        _show(results)
+
+    def magic(self, line: str) -> None:
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            print(f"hotmod: {exc}\n{USAGE}", file=sys.stderr)
+            return
+        command, args = (words[0], words[1:]) if words else ("status", [])
+        try:
+            if command == "status" and not args:
+                print("\n".join(self.session.status()))
+            elif command in ("on", "off") and not args:
+                self.session.enabled = command == "on"
+                print(f"hotmod: {'applying changes before each cell' if command == 'on' else 'off'}")
+                if command == "on":
+                    _show(self.session.apply())
+            elif command == "paths":
+                if args:
+                    self.session.set_paths(os.path.expanduser(a) for a in args)
+                print("hotmod: watching " + ", ".join(str(p) for p in self.session.paths))
+            elif command == "reload" and args:
+                for name in args:
+                    self.session.reloader.reload(name)
+                _show(self.session.apply())
+            else:
+                print(USAGE)
+        except HotmodError as exc:
+            print(f"hotmod: {exc}", file=sys.stderr)
+
+
+def _show(results: list[ReloadResult]) -> None:
+    for result in results:
+        stream = sys.stdout if result.ok else sys.stderr
+        for text in describe(result):
+            print(text, file=stream)
