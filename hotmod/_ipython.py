@@ -15,12 +15,17 @@ from typing import Any
 from ._session import Session, describe
 from .errors import HotmodError
 from .result import ReloadResult
+from .watch import BackendName
 
 USAGE = """\
 %hotmod                 status: folders watched, modules tracked, recent reloads and errors
 %hotmod on | off        apply changes before each cell, or stop (changes wait meanwhile)
 %hotmod paths [DIR...]  show the watched folders, or watch these instead
+%hotmod backend NAME    how changes are found: auto (kernel file events), polling (a stat
+                        of each tracked file before each cell: network and container mounts)
 %hotmod reload NAME...  re-execute these modules now, changed or not"""
+
+_BACKENDS: dict[str, BackendName] = {"auto": "auto", "watchdog": "watchdog", "polling": "polling"}
 
 # One extension per shell; %reload_ext replaces it.
 _EXTENSIONS: dict[int, _Extension] = {}
@@ -75,8 +80,11 @@ class _Extension:
                     _show(self.session.apply())
             elif command == "paths":
                 if args:
-                    self.session.set_paths(os.path.expanduser(a) for a in args)
+                    self.session.reconfigure(paths=[os.path.expanduser(a) for a in args])
                 print("hotmod: watching " + ", ".join(str(p) for p in self.session.paths))
+            elif command == "backend" and len(args) == 1 and args[0] in _BACKENDS:
+                self.session.reconfigure(backend=_BACKENDS[args[0]])
+                print(f"hotmod: finding changes with the {self.session.reloader.backend} backend")
             elif command == "reload" and args:
                 for name in args:
                     self.session.reloader.reload(name)

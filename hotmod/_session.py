@@ -73,9 +73,13 @@ class Session:
     def paths(self) -> tuple[Path, ...]:
         return self.reloader.paths
 
-    def set_paths(self, paths: Iterable[str | os.PathLike[str]]) -> None:
-        """Watch other folders; modules already reloaded keep their current versions."""
-        new = self._make_reloader(paths)
+    def reconfigure(
+        self, paths: Iterable[str | os.PathLike[str]] | None = None, backend: BackendName | None = None
+    ) -> None:
+        """Watch other folders, or watch another way; modules keep their current versions."""
+        if backend is not None:
+            self.backend = backend
+        new = self._make_reloader(self.paths if paths is None else paths)
         old, self.reloader = self.reloader, new
         old.close()
 

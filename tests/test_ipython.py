@@ -1,0 +1,149 @@
+"""``%load_ext hotmod`` in a real IPython shell running cells.
+
+The extension is switched to the polling backend, which looks at the files when each
+cell starts: a save is seen by the next cell, with no waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from .conftest import Pkg, write_replace
+
+pytest.importorskip("IPython")
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+
+
+@pytest.fixture
+def shell(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.chdir(pkg.root)
+    ip = InteractiveShell.instance()
+    ip.run_cell("%load_ext hotmod")
+    ip.run_cell("%hotmod backend polling")
+    try:
+        yield ip
+    finally:
+        ip.run_cell("%unload_ext hotmod")
+        for name in [n for n in ip.user_ns if n in ("m", "X", "f", "Thing", "thing", "value")]:
+            del ip.user_ns[name]
+
+
+def cell(ip: Any, source: str) -> Any:
+    """Run a cell; its result value (an error in the cell fails the test)."""
+    result = ip.run_cell(source)
+    assert result.error_before_exec is None
+    assert result.error_in_exec is None, result.error_in_exec
+    return result.result
+
+
+def save(pkg: Pkg, mod: str, text: str) -> None:
+    # A rename gives the file a new inode, which the polling scan sees at once; the
+    # mtime stays "now", as a real save's, later than the import of the cell before.
+    write_replace(pkg.path(mod), text)
+
+
+def test_a_cell_runs_the_code_saved_before_it(shell: Any, pkg: Pkg, capsys: pytest.CaptureFixture[str]) -> None:
+    pkg.write("m", "X = 1\ndef f():\n    return 'one'\nclass Thing:\n    def hello(self):\n        return 'hi'\n")
+    cell(shell, f"import {pkg.qualname('m')} as m\nfrom {pkg.qualname('m')} import X, f, Thing\nthing = Thing()")
+    assert cell(shell, "f(), X, thing.hello()") == ("one", 1, "hi")
+    save(pkg, "m", "X = 2\ndef f():\n    return 'two'\nclass Thing:\n    def hello(self):\n        return 'hello'\n")
+    capsys.readouterr()
+    # Names the cell imported with ``from m import`` follow, and the instance made
+    # before the edit runs the new method.
+    assert cell(shell, "f(), X, thing.hello(), m.f()") == ("two", 2, "hello", "two")
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("hotmod:")]
+    assert len(lines) == 1, out
+    assert lines[0].startswith(f"hotmod: reloaded {pkg.qualname('m')} in "), out
+
+
+def test_a_broken_save_is_reported_and_the_cell_runs_the_old_version(
+    shell: Any, pkg: Pkg, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg.write("m", "def f():\n    return 'good'\n")
+    cell(shell, f"import {pkg.qualname('m')} as m")
+    save(pkg, "m", "def f():\n    return 'never'\nvalue = 1 / 0\n")
+    capsys.readouterr()
+    assert cell(shell, "m.f()") == "good"
+    err = capsys.readouterr().err
+    assert "aborted, previous version kept" in err, err
+    # A short traceback into the user's file: its line, not hotmod's frames.
+    assert f'File "{pkg.path("m")}", line 3, in <module>' in err, err
+    assert "value = 1 / 0" in err, err
+    assert "ZeroDivisionError: division by zero" in err, err
+    assert "_transaction.py" not in err, err
+    # The same broken file is not reported again on every cell.
+    assert cell(shell, "m.f()") == "good"
+    assert "aborted" not in capsys.readouterr().err
+    save(pkg, "m", "def f(:\n")
+    cell(shell, "1")
+    err = capsys.readouterr().err
+    assert "SyntaxError" in err, err
+    assert f'File "{pkg.path("m")}", line 1' in err, err
+    save(pkg, "m", "def f():\n    return 'fixed'\n")
+    assert cell(shell, "m.f()") == "fixed"
+
+
+def test_modules_imported_in_a_later_cell_are_tracked(
+    shell: Any, pkg: Pkg, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg.write("late", "def f():\n    return 1\n")
+    cell(shell, f"import {pkg.qualname('late')} as m")
+    cell(shell, "%hotmod")
+    assert pkg.qualname("late") in capsys.readouterr().out
+    save(pkg, "late", "def f():\n    return 2\n")
+    assert cell(shell, "m.f()") == 2
+
+
+def test_off_holds_changes_until_on(shell: Any, pkg: Pkg, capsys: pytest.CaptureFixture[str]) -> None:
+    pkg.write("m", "def f():\n    return 1\n")
+    cell(shell, f"import {pkg.qualname('m')} as m")
+    cell(shell, "%hotmod off")
+    save(pkg, "m", "def f():\n    return 2\n")
+    assert cell(shell, "m.f()") == 1
+    cell(shell, "%hotmod on")
+    assert cell(shell, "m.f()") == 2
+    assert "hotmod: off" in capsys.readouterr().out
+
+
+def test_status_reload_and_paths_magics(shell: Any, pkg: Pkg, capsys: pytest.CaptureFixture[str]) -> None:
+    log = pkg.counter()
+    pkg.write("m", f"from {pkg.qualname('log')} import runs\nruns.append(1)\n")
+    cell(shell, f"import {pkg.qualname('m')}")
+    capsys.readouterr()
+    cell(shell, f"%hotmod reload {pkg.qualname('m')}")
+    assert log == [1, 1]
+    assert f"reloaded {pkg.qualname('m')}" in capsys.readouterr().out
+    cell(shell, "%hotmod reload no_such_module_here")
+    assert "no loaded module comes from no_such_module_here" in capsys.readouterr().err
+    cell(shell, "%hotmod")
+    status = capsys.readouterr().out
+    assert "hotmod: on (backend polling)" in status, status
+    assert f"watching {pkg.root}" in status, status
+    assert "1 reloaded, 0 aborted" in status, status
+    other = pkg.root / "elsewhere"
+    other.mkdir()
+    cell(shell, f"%hotmod paths {other}")
+    assert f"hotmod: watching {other}" in capsys.readouterr().out
+    save(pkg, "m", "runs = None\n")
+    cell(shell, "1")
+    assert log == [1, 1]  # no longer watched
+    cell(shell, "%hotmod nonsense")
+    assert "%hotmod reload NAME" in capsys.readouterr().out
+
+
+def test_unloading_the_extension_stops_reloading(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(pkg.root)
+    ip = InteractiveShell.instance()
+    ip.run_cell("%load_ext hotmod")
+    ip.run_cell("%hotmod backend polling")
+    pkg.write("m", "def f():\n    return 1\n")
+    cell(ip, f"import {pkg.qualname('m')} as m")
+    ip.run_cell("%unload_ext hotmod")
+    save(pkg, "m", "def f():\n    return 2\n")
+    try:
+        assert cell(ip, "m.f()") == 1
+    finally:
+        del ip.user_ns["m"]
