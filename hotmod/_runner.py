@@ -7,13 +7,14 @@ and its traceback are what ``python`` would give, without hotmod's own frames.
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import logging
 import os
 import runpy
 import sys
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 
 from .errors import HotmodError
 from .reloader import Reloader
@@ -54,8 +55,10 @@ def run_program(
     try:
         if as_module:
             runpy.run_module(target, run_name="__main__", alter_sys=True)
+        elif os.path.isfile(target):
+            _run_script(target, reloader)
         else:
-            runpy.run_path(target, run_name="__main__")
+            runpy.run_path(target, run_name="__main__")  # a folder or zip with __main__.py
     except SystemExit as exc:
         return _exit_status(exc.code)
     except BaseException as exc:
@@ -65,6 +68,33 @@ def run_program(
     # Threads the program left running may still call into edited code: the reloader
     # keeps applying until the interpreter exits (its own threads are daemons).
     return 0
+
+
+def _run_script(path: str, reloader: Reloader) -> None:
+    """Run a script file as ``__main__``, tracked from its first line on.
+
+    The reloader looks at the new ``__main__`` before any of its code runs, so an edit
+    to the script made at any moment is known for one (runpy would run it before the
+    reloader could look, and an edit to code outside functions would go unnoticed).
+    """
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec", dont_inherit=True)
+    main = ModuleType("__main__")
+    main.__dict__.update(
+        __file__=path,
+        __cached__=None,
+        __loader__=None,
+        __package__=None,
+        __spec__=None,
+        __builtins__=builtins,
+    )
+    # Left in place afterwards, as python does: threads the program leaves running and
+    # pickles of its classes still find ``__main__``. Removed and added back, not just
+    # replaced: the reloader notices new entries by the end of ``sys.modules``.
+    sys.modules.pop("__main__", None)
+    sys.modules["__main__"] = main
+    reloader.poll()
+    exec(code, main.__dict__)
 
 
 class _MainEditOnce(logging.Filter):

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from .conftest import Pkg, write_replace
 
 pytest.importorskip("IPython")
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from IPython.core.interactiveshell import InteractiveShell
 
 
 @pytest.fixture
@@ -44,11 +45,22 @@ def save(pkg: Pkg, mod: str, text: str) -> None:
     write_replace(pkg.path(mod), text)
 
 
-def test_a_cell_runs_the_code_saved_before_it(shell: Any, pkg: Pkg, capsys: pytest.CaptureFixture[str]) -> None:
-    pkg.write("m", "X = 1\ndef f():\n    return 'one'\nclass Thing:\n    def hello(self):\n        return 'hi'\n")
-    cell(shell, f"import {pkg.qualname('m')} as m\nfrom {pkg.qualname('m')} import X, f, Thing\nthing = Thing()")
+def test_a_cell_runs_the_code_saved_before_it(
+    shell: Any, pkg: Pkg, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pkg.write(
+        "m", "X = 1\ndef f():\n    return 'one'\nclass Thing:\n    def hello(self):\n        return 'hi'\n"
+    )
+    cell(
+        shell,
+        f"import {pkg.qualname('m')} as m\nfrom {pkg.qualname('m')} import X, f, Thing\nthing = Thing()",
+    )
     assert cell(shell, "f(), X, thing.hello()") == ("one", 1, "hi")
-    save(pkg, "m", "X = 2\ndef f():\n    return 'two'\nclass Thing:\n    def hello(self):\n        return 'hello'\n")
+    save(
+        pkg,
+        "m",
+        "X = 2\ndef f():\n    return 'two'\nclass Thing:\n    def hello(self):\n        return 'hello'\n",
+    )
     capsys.readouterr()
     # Names the cell imported with ``from m import`` follow, and the instance made
     # before the edit runs the new method.

@@ -145,7 +145,9 @@ def test_a_save_while_the_prompt_waits_is_live_for_the_next_statement(tmp_path: 
         child.close()
 
 
-def test_disable_restores_the_prompt_and_stops_reloading(pkg: Pkg, capsys: pytest.CaptureFixture[str]) -> None:
+def test_disable_restores_the_prompt_and_stops_reloading(
+    pkg: Pkg, capsys: pytest.CaptureFixture[str]
+) -> None:
     had_ps1, before = hasattr(sys, "ps1"), getattr(sys, "ps1", None)
     module = pkg.module("m", "def f():\n    return 1\n")
     namespace: dict[str, object] = {"f": module.f}
