@@ -36,43 +36,62 @@ def _import_fresh(folder: str, name: str) -> Any:
 
 
 def write_to_running(saves: int = 50, *, backend: str = "auto", busy: bool = False) -> list[float]:
-    latencies: list[float] = []
-    rng = random.Random(1)
     with tempfile.TemporaryDirectory(prefix="hotmod-b1-") as folder:
         path = Path(folder) / "b1_target.py"
         path.write_text(SMALL.format(n=0))
         module = _import_fresh(folder, "b1_target")
-        seen: dict[int, float] = {}
-        stop = threading.Event()
-
-        def loop() -> None:
-            last = -1
-            while not stop.is_set():
-                value = module.value()
-                if value != last:
-                    seen[value] = time.perf_counter()
-                    last = value
-                if not busy:
-                    time.sleep(0.0005)
-
         with hotmod.Reloader([folder], backend=backend):  # type: ignore[arg-type]
-            worker = threading.Thread(target=loop, daemon=True)
-            worker.start()
-            for n in range(1, saves + 1):
-                started = time.perf_counter()
-                save_like_an_editor(path, SMALL.format(n=n))
-                deadline = started + 5
-                while n not in seen and time.perf_counter() < deadline:
-                    time.sleep(0.0002)
-                if n not in seen:
-                    raise RuntimeError(f"save {n} was not running after 5 s")
-                latencies.append(seen[n] - started)
-                # The next save is a separate one, at a random phase of a polling cycle.
-                time.sleep(0.02 + rng.uniform(0, 0.5 if backend == "polling" else 0.01))
-            stop.set()
-            worker.join()
+            # Saves land at a random phase of a polling cycle.
+            latencies = measure_latency(
+                module, path, saves, busy=busy, jitter=0.5 if backend == "polling" else 0.01
+            )
         sys.path.remove(folder)
         del sys.modules["b1_target"]
+    return latencies
+
+
+def measure_latency(
+    module: Any, path: Path, saves: int, *, busy: bool, jitter: float, in_place: bool = False
+) -> list[float]:
+    """Save ``path`` ``saves`` times while a loop calls ``module.value()``; each save's latency.
+
+    Whatever reloader is watching ``path`` makes the new value appear; the latency is
+    from the start of the save to the loop's first call that returns it.
+    """
+    latencies: list[float] = []
+    rng = random.Random(1)
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def loop() -> None:
+        last = -1
+        while not stop.is_set():
+            value = module.value()
+            if value != last:
+                seen[value] = time.perf_counter()
+                last = value
+            if not busy:
+                time.sleep(0.0005)
+
+    worker = threading.Thread(target=loop, daemon=True)
+    worker.start()
+    try:
+        for n in range(1, saves + 1):
+            started = time.perf_counter()
+            if in_place:
+                path.write_text(SMALL.format(n=n))
+            else:
+                save_like_an_editor(path, SMALL.format(n=n))
+            deadline = started + 5
+            while n not in seen and time.perf_counter() < deadline:
+                time.sleep(0.0002)
+            if n not in seen:
+                raise RuntimeError(f"save {n} was not running after 5 s")
+            latencies.append(seen[n] - started)
+            time.sleep(0.02 + rng.uniform(0, jitter))  # the next save is a separate one
+    finally:
+        stop.set()
+        worker.join()
     return latencies
 
 
@@ -105,7 +124,8 @@ def idle_poll(unrelated: int, *, batches: int = 20, per_batch: int = 2000) -> li
     return per_call
 
 
-def _classes_module(classes: int, edit: str, n: int) -> str:
+def classes_module(classes: int, edit: str, n: int) -> str:
+    """B3's module: ``classes`` classes of 5 methods; version ``n`` of one method or attribute."""
     lines = []
     for c in range(classes):
         lines.append(f"class K{c}:")
@@ -146,8 +166,8 @@ def _timed_edits(name: str, versions: list[str]) -> tuple[list[float], list[floa
 
 def reload_with_heap(live_objects: int, edit: str, *, repeats: int = 15) -> list[float]:
     """B3: one edit of a 20-class module with ``live_objects`` extra objects alive."""
-    heap = [[] for _ in range(live_objects)]  # GC-tracked, like a real application's data
-    versions = [_classes_module(20, edit, n) for n in range(repeats + 1)]
+    heap: list[list[int]] = [[] for _ in range(live_objects)]  # GC-tracked, like a real application's data
+    versions = [classes_module(20, edit, n) for n in range(repeats + 1)]
     durations, _ = _timed_edits("b3_classes", versions)
     del heap
     return durations
@@ -156,13 +176,13 @@ def reload_with_heap(live_objects: int, edit: str, *, repeats: int = 15) -> list
 def one_function_edit(definitions: int, *, repeats: int = 15) -> tuple[list[float], list[float]]:
     """B4: edit one function of a module with ``definitions`` functions; and compile time."""
 
-    def source(n: int) -> str:
-        body = [
-            f"def f{i}(x):\n    return x + {n if i == definitions // 2 else i}\n" for i in range(definitions)
-        ]
-        return "\n".join(body)
+    return _timed_edits("b4_defs", [b4_source(definitions, n) for n in range(repeats + 1)])
 
-    return _timed_edits("b4_defs", [source(n) for n in range(repeats + 1)])
+
+def b4_source(definitions: int, n: int) -> str:
+    """B4's module: ``definitions`` functions; version ``n`` of the middle one."""
+    body = [f"def f{i}(x):\n    return x + {n if i == definitions // 2 else i}\n" for i in range(definitions)]
+    return "\n".join(body)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
