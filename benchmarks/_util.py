@@ -30,6 +30,11 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def row(figure: str, tool: str, values: Sequence[float], unit: str = "s") -> dict[str, Any]:
+    """One table row: a figure measured for one tool, in ``unit`` (s, cpu%, bytes, count)."""
+    return {"figure": figure, "tool": tool, "unit": unit} | summarize(values)
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:

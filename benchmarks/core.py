@@ -24,7 +24,7 @@ from typing import Any
 
 import hotmod
 
-from ._util import save_like_an_editor, summarize
+from ._util import row, save_like_an_editor
 
 SMALL = "def value():\n    return {n}\n\n\ndef helper(x):\n    return x * {n}\n"
 
@@ -191,29 +191,20 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     for busy in (False, True):
         loop = "busy" if busy else "2 kHz"
         values = write_to_running(saves, busy=busy)
-        rows.append(
-            {"figure": f"B1 write -> new code running ({loop} loop)", "tool": "hotmod watchdog"}
-            | summarize(values)
-        )
+        rows.append(row(f"B1 write -> new code running ({loop} loop)", "hotmod watchdog", values))
     values = write_to_running(saves, backend="polling")
-    rows.append(
-        {"figure": "B1 write -> new code running (2 kHz loop)", "tool": "hotmod polling 0.5 s"}
-        | summarize(values)
-    )
+    rows.append(row("B1 write -> new code running (2 kHz loop)", "hotmod polling 0.5 s", values))
     for count in (0, 1000, 5000):
         values = idle_poll(count, batches=5 if quick else 20)
-        rows.append(
-            {"figure": f"B2 idle poll(), {count} modules imported", "tool": "hotmod watchdog"}
-            | summarize(values)
-        )
+        rows.append(row(f"B2 idle poll(), {count} modules imported", "hotmod watchdog", values))
     for live in (0, 1_000_000) if quick else (0, 1_000_000, 5_000_000):
         for edit in ("method", "attribute"):
             values = reload_with_heap(live, edit)
             figure = f"B3 20-class module, {edit} edit, {live:,} live objects"
-            rows.append({"figure": figure, "tool": "hotmod"} | summarize(values))
+            rows.append(row(figure, "hotmod", values))
     for size in (50, 200, 800):
         values, compiles = one_function_edit(size)
         figure = f"B4 one-function edit, {size} definitions"
-        rows.append({"figure": figure, "tool": "hotmod"} | summarize(values))
-        rows.append({"figure": figure, "tool": "compile() floor"} | summarize(compiles))
+        rows.append(row(figure, "hotmod", values))
+        rows.append(row(figure, "compile() floor", compiles))
     return rows

@@ -20,7 +20,7 @@ CHILD_TIMEOUT = 60
 
 # Prints the value the helper gives until it changes, then exits with argv[1].
 LOOP = """
-import sys, time
+import sys, threading
 import helper
 
 print("argv", sys.argv, "path0", sys.path[0], flush=True)
@@ -29,7 +29,7 @@ for _ in range(1200):
     print(value, flush=True)
     if value == "two":
         sys.exit(int(sys.argv[1]))
-    time.sleep(0.025)
+    threading.Event().wait(0.025)  # the program's own pace
 sys.exit(99)
 """
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._util import summarize
+from .._util import row
 from ._child import emit, run_child
 
 MODULE = "benchmarks.peers.cells"
@@ -43,6 +43,7 @@ def _handler(tool: str, shell: Any) -> Callable[[], object]:
 def child(tool: str, unrelated: int, batches: int) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
+    home = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="peer-b2-") as folder:
         other, watched = Path(folder) / "unrelated", Path(folder) / "watched"
         other.mkdir()
@@ -66,9 +67,9 @@ def child(tool: str, unrelated: int, batches: int) -> None:
             for _ in range(per_batch):
                 cell()
             per_cell.append((time.perf_counter() - started) / per_batch)
-        os.chdir(folder)
+        os.chdir(home)  # IPython's exit handler reads the working directory
     figure = f"B2 idle REPL cell, {unrelated} modules imported"
-    emit([{"figure": figure, "tool": tool, "unit": "s"} | summarize(per_cell)])
+    emit([row(figure, tool, per_cell)])
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

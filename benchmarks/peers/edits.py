@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .._util import summarize
+from .._util import row
 from ..core import b4_source, classes_module
 from ._child import emit, run_child
 
@@ -112,7 +112,7 @@ def child(tool: str, figure: str, size: int, edit: str, repeats: int) -> None:
         versions = [b4_source(size, n) for n in range(repeats + 1)]
         values = timed_edits(tool, "b4_defs", versions, lambda m, n: getattr(m, f"f{size // 2}")(0) == n)
         label = f"B4 one-function edit, {size} definitions"
-    emit([{"figure": label, "tool": tool, "unit": "s"} | summarize(values)])
+    emit([row(label, tool, values)])
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._util import summarize
+from .._util import row
 
 MODULE = "benchmarks.peers.footprint"
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,18 +58,6 @@ RELOADS_PER_FIGURE = 1_000
 
 def _log(message: str) -> None:
     print(f"[footprint] {message}", file=sys.stderr, flush=True)
-
-
-def _row(figure: str, tool: str, values: list[float], unit: str) -> dict[str, Any]:
-    stats = summarize(values)
-    return {
-        "figure": figure,
-        "tool": tool,
-        "median": float(stats["median"]),
-        "p90": float(stats["p90"]),
-        "n": int(stats["n"]),
-        "unit": unit,
-    }
 
 
 # -- import time -----------------------------------------------------------------------------
@@ -315,10 +303,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     runs = 5 if quick else 15
     _log(f"import time, {runs} runs")
     cumulative, wall_diffs = import_times(runs)
-    rows.append(_row("B6 import hotmod (-X importtime)", "hotmod", cumulative, "s"))
-    rows.append(_row("B6 import hotmod (wall, child process)", "hotmod", wall_diffs, "s"))
+    rows.append(row("B6 import hotmod (-X importtime)", "hotmod", cumulative, "s"))
+    rows.append(row("B6 import hotmod (wall, child process)", "hotmod", wall_diffs, "s"))
     figure = "B6 import hotmod after its stdlib dependencies (-X importtime)"
-    rows.append(_row(figure, "hotmod", own_import_times(runs), "s"))
+    rows.append(row(figure, "hotmod", own_import_times(runs), "s"))
 
     reloads = 300 if quick else RELOADS_PER_FIGURE
     children = 1 if quick else 3
@@ -332,7 +320,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             f"({result['blocks_per_1000']:+.0f} allocated blocks per 1,000)"
         )
         growth.append(float(result["per_1000"]))
-    rows.append(_row("B6 RSS growth per 1,000 reloads", "hotmod", growth, "bytes"))
+    rows.append(row("B6 RSS growth per 1,000 reloads", "hotmod", growth, "bytes"))
 
     cycles = 100
     left: dict[tuple[str, str], list[float]] = {}
@@ -349,10 +337,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             left.setdefault((tool, "fds"), []).append(float(part["fds"]))
     for tool in ("hotmod Reloader", "hotmod PluginFolder"):
         figure = f"B6 threads left after {cycles} start/stop cycles"
-        rows.append(_row(figure, tool, left[(tool, "threads")], "count"))
+        rows.append(row(figure, tool, left[(tool, "threads")], "count"))
     for tool in ("hotmod Reloader", "hotmod PluginFolder"):
         figure = f"B6 file descriptors left after {cycles} start/stop cycles"
-        rows.append(_row(figure, tool, left[(tool, "fds")], "count"))
+        rows.append(row(figure, tool, left[(tool, "fds")], "count"))
     return rows
 
 

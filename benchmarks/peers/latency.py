@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._util import save_like_an_editor, summarize
+from .._util import row, save_like_an_editor
 from ..core import SMALL, measure_latency
 from ._child import emit, run_child
 
@@ -84,7 +84,7 @@ def jurigged_child(saves: int) -> None:
         values = measure_latency(module, path, saves, busy=False, jitter=0.01, in_place=True)
         watcher.stop()
     tool = "jurigged (saves written in place)"
-    emit([*rows, {"figure": figure, "tool": tool, "unit": "s"} | summarize(values)])
+    emit([*rows, row(figure, tool, values)])
 
 
 def restart_child(tool: str, saves: int) -> None:
@@ -129,7 +129,7 @@ def restart_child(tool: str, saves: int) -> None:
             os.killpg(launcher.pid, 15)
             launcher.wait(timeout=30)
     figure = "B1 write -> restarted app ready (starlette + flask)"
-    emit([{"figure": figure, "tool": tool, "unit": "s"} | summarize(values)])
+    emit([row(figure, tool, values)])
 
 
 def _wait_ready(ready: queue.Queue[tuple[float, str]], value: str) -> float:

@@ -57,7 +57,7 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers.api import BaseObserver, EventEmitter
 from watchdog.observers.polling import PollingObserver
 
-from .._util import summarize
+from .._util import row, summarize
 
 if TYPE_CHECKING:
     import hotmod
@@ -358,18 +358,6 @@ def _run_child(tool: str, what: str, extra: list[str], timeout: float) -> list[f
     return [float(v) for v in json.loads(done.stdout.strip().splitlines()[-1])["values"]]
 
 
-def _row(figure: str, tool: str, values: Sequence[float], unit: str) -> dict[str, Any]:
-    stats = summarize(values)
-    return {
-        "figure": figure,
-        "tool": tool,
-        "median": stats["median"],
-        "p90": stats["p90"],
-        "n": int(stats["n"]),
-        "unit": unit,
-    }
-
-
 def _scan_rows(folders: Sequence[Path], files: int, quick: bool) -> list[dict[str, Any]]:
     figure = f"B5 one scan, per watched file, {files:,} files"
     samples = 5 if quick else 15
@@ -383,7 +371,7 @@ def _scan_rows(folders: Sequence[Path], files: int, quick: bool) -> list[dict[st
     for name in (*TOOLS, "watchdog recursive", "os.stat floor"):
         median = summarize(values[name])["median"]
         _log(f"  {name}: {median * 1e6:.2f} µs per file, {median * files * 1e3:.2f} ms per cycle")
-    return [_row(figure, tool, values[tool], "s") for tool in TOOLS]
+    return [row(figure, tool, values[tool], "s") for tool in TOOLS]
 
 
 def _idle_rows(folders: Sequence[Path], quick: bool) -> list[dict[str, Any]]:
@@ -394,7 +382,7 @@ def _idle_rows(folders: Sequence[Path], quick: bool) -> list[dict[str, Any]]:
         _log(f"{figure}: {tool}, {seconds:g} s in a child process")
         options = ["--root", str(folders[0].parent), "--seconds", str(seconds), "--settle", str(settle)]
         rows.append(
-            _row(figure, tool, _run_child(tool, "idle", options, timeout=seconds + settle + 120), "cpu%")
+            row(figure, tool, _run_child(tool, "idle", options, timeout=seconds + settle + 120), "cpu%")
         )
         _log(f"  {tool}: {rows[-1]['median']:.3f} % of one core")
     return rows

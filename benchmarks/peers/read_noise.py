@@ -64,7 +64,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from .._util import summarize
+from .._util import row
 
 MODULE = "benchmarks.peers.read_noise"
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,18 +94,6 @@ print(len(paths))
 
 def _log(message: str) -> None:
     print(f"[read_noise] {message}", file=sys.stderr, flush=True)
-
-
-def _row(figure: str, tool: str, values: list[float], unit: str) -> dict[str, Any]:
-    stats = summarize(values)
-    return {
-        "figure": figure,
-        "tool": tool,
-        "median": float(stats["median"]),
-        "p90": float(stats["p90"]),
-        "n": int(stats["n"]),
-        "unit": unit,
-    }
 
 
 def _module_name(folder: int, index: int) -> str:
@@ -386,7 +374,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for tool in TOOLS:
         rows.append(
-            _row(
+            row(
                 f"B7 watcher CPU while another process reads {files:,} files x {reads}",
                 tool,
                 [r["reading"] for r in results[tool]],
@@ -394,7 +382,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             )
         )
         rows.append(
-            _row(
+            row(
                 f"B7 watcher CPU, same window, no reader ({files:,} files watched)",
                 tool,
                 [r["baseline"] for r in results[tool]],
@@ -402,7 +390,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             )
         )
         rows.append(
-            _row(
+            row(
                 f"B7 watcher still busy {SETTLE:g} s after the reader exited ({files:,} files x {reads})",
                 tool,
                 [r["backlog"] for r in results[tool]],
@@ -410,7 +398,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             )
         )
         rows.append(
-            _row(
+            row(
                 f"B7 inotify queue overflows while another process reads {files:,} files x {reads}",
                 tool,
                 [r["overflows"] for r in results[tool]],
