@@ -61,7 +61,9 @@ def main() -> int:
     targets = check_targets(rows)
     text = "\n\n".join([header, table, targets, *notes])
     print("\n" + text)
-    target = write_results("benchmarks-quick" if args.quick else "benchmarks", rows, args.out)
+    # A partial or quick run never replaces the full results the README quotes.
+    name = "benchmarks" + ("-partial" if args.only else "") + ("-quick" if args.quick else "")
+    target = write_results(name, rows, args.out)
     target.with_suffix(".md").write_text(text + "\n")
     print(f"\nwritten: {target} and {target.with_suffix('.md').name}")
     return 0

@@ -93,12 +93,6 @@ CHECKS: list[Callable[[Rows], list[tuple[str, bool | None, str]]]] = [
     _at_most("B5 idle CPU, 1,000 files, 1 s interval", "hotmod", 0.5, "B5 idle CPU <= 0.5 % of a core"),
     _at_most("B6 import hotmod (-X importtime)", "hotmod", 0.030, "B6 import <= 30 ms"),
     _at_most(
-        "B6 import hotmod after its stdlib dependencies (-X importtime)",
-        "hotmod",
-        0.030,
-        "B6 import, hotmod's own share (stdlib already loaded) <= 30 ms",
-    ),
-    _at_most(
         "B6 RSS growth per 1,000 reloads", "hotmod", 2 * 1024 * 1024, "B6 RSS <= 2 MB per 1,000 reloads"
     ),
     _at_most(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
 
-from ._hot import HotContext, hot
-from ._now import reload_now
-from .errors import HotmodError, HotmodWarning, ReloadError
-from .reloader import Reloader
-from .result import ReloadResult, ReloadStats
-
+# Not ``typing.TYPE_CHECKING``: importing typing alone would double what this costs.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from ._hot import HotContext, hot
+    from ._now import reload_now
+    from .errors import HotmodError, HotmodWarning, ReloadError
     from .plugins import Plugin, PluginContext, PluginFolder
+    from .reloader import Reloader
+    from .result import ReloadResult, ReloadStats
 
 __version__ = "0.1.0"
 
@@ -47,14 +50,33 @@ def unload_ipython_extension(shell: Any) -> None:
     _ipython.unload(shell)
 
 
-_PLUGIN_NAMES = frozenset({"Plugin", "PluginContext", "PluginFolder"})
+# Every public name is loaded on first use (PEP 562): ``import hotmod`` in a module
+# that only calls ``hotmod.hot(__name__)``, or in an app that never builds a reloader,
+# does not pay for the reloading machinery and the standard-library modules it needs.
+_LAZY = {
+    "HotContext": "._hot",
+    "hot": "._hot",
+    "reload_now": "._now",
+    "HotmodError": ".errors",
+    "HotmodWarning": ".errors",
+    "ReloadError": ".errors",
+    "Plugin": ".plugins",
+    "PluginContext": ".plugins",
+    "PluginFolder": ".plugins",
+    "Reloader": ".reloader",
+    "ReloadResult": ".result",
+    "ReloadStats": ".result",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Plugin folders pull in the import machinery's ABCs and ``ast``: an app that never
-    # uses one should not pay for that in its start-up time.
-    if name in _PLUGIN_NAMES:
-        from . import plugins
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'hotmod' has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value  # later lookups find it directly
+    return value
 
-        return getattr(plugins, name)
-    raise AttributeError(f"module 'hotmod' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
