@@ -1,4 +1,4 @@
-"""Running one tool per child process, and the rows they print.
+"""Running one tool per child process, and the JSON line each child prints.
 
 Peers install import hooks, watchers and threads that cannot be undone; each tool is
 measured in a fresh interpreter so none of them runs during another's measurement.
@@ -9,23 +9,34 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
-
-def emit(rows: list[dict[str, Any]]) -> None:
-    """The one line a benchmark module prints on stdout: its rows, as JSON."""
-    print(json.dumps({"rows": rows}), flush=True)
+PROJECT = Path(__file__).resolve().parents[2]
 
 
-def run_child(module: str, args: list[str], timeout: float) -> list[dict[str, Any]]:
-    """Run ``python -m module args`` and return the rows it printed; failures raise."""
+def emit(payload: Any, key: str = "rows") -> None:
+    """The one line a benchmark module (or a child of one) prints on stdout, as JSON."""
+    print(json.dumps({key: payload}), flush=True)
+
+
+def run_child(module: str, args: list[str], timeout: float, key: str = "rows") -> Any:
+    """Run ``python -m module args``; what it emitted under ``key``. Failures raise.
+
+    The child's stderr (its progress and diagnostics) is passed on.
+    """
     child = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", module, *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
+    sys.stderr.write(child.stderr)
     if child.returncode != 0:
-        raise RuntimeError(f"{module} {' '.join(args)} exited {child.returncode}:\n{child.stderr[-3000:]}")
-    lines = [line for line in child.stdout.splitlines() if line.startswith('{"rows"')]
+        raise RuntimeError(f"{module} {' '.join(args)} exited {child.returncode}")
+    lines = [line for line in child.stdout.splitlines() if line.startswith(f'{{"{key}"')]
     if not lines:
-        raise RuntimeError(f"{module} {' '.join(args)} printed no rows:\n{child.stdout[-2000:]}")
-    rows: list[dict[str, Any]] = json.loads(lines[-1])["rows"]
-    return rows
+        raise RuntimeError(f"{module} {' '.join(args)} printed no {key}:\n{child.stdout[-2000:]}")
+    return json.loads(lines[-1])[key]

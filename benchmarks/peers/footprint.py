@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import json
 import os
 import subprocess
 import sys
@@ -47,9 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from .._util import row
+from ._child import PROJECT, emit, run_child
 
 MODULE = "benchmarks.peers.footprint"
-ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT = 600.0
 IMPORT_TIMEOUT = 60.0
 
@@ -74,7 +73,7 @@ def _run_python(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str
         text=True,
         timeout=IMPORT_TIMEOUT,
         check=False,
-        cwd=ROOT,
+        cwd=PROJECT,
         env=env,
     )
     wall = time.perf_counter() - started
@@ -128,21 +127,7 @@ def import_times(runs: int) -> tuple[list[float], list[float]]:
 
 
 def _run_child(args: list[str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", MODULE, "--child", *args],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-        check=False,
-        cwd=ROOT,
-    )
-    sys.stderr.write(done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"child {' '.join(args)} exited {done.returncode}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith('{"child"')]
-    if not lines:
-        raise RuntimeError(f"child {' '.join(args)} printed no result:\n{done.stdout[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])["child"]
+    result: dict[str, Any] = run_child(MODULE, ["--child", *args], CHILD_TIMEOUT, key="child")
     return result
 
 
@@ -355,15 +340,15 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "rss":
-        print(json.dumps({"child": rss_child(args.reloads, args.warmup)}), flush=True)
+        emit(rss_child(args.reloads, args.warmup), key="child")
         return 0
     if args.child == "cycles":
-        print(json.dumps({"child": cycles_child(args.cycles)}), flush=True)
+        emit(cycles_child(args.cycles), key="child")
         return 0
     started = time.perf_counter()
     rows = run(quick=args.quick)
     _log(f"done in {time.perf_counter() - started:.1f} s")
-    print(json.dumps({"rows": rows}), flush=True)
+    emit(rows)
     return 0
 
 

@@ -142,7 +142,7 @@ def _wait_ready(ready: queue.Queue[tuple[float, str]], value: str) -> float:
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     saves = 5 if quick else 50
-    rows = run_child(MODULE, ["--child", "jurigged", str(saves)], 600)
+    rows: list[dict[str, Any]] = run_child(MODULE, ["--child", "jurigged", str(saves)], 600)
     for tool in LAUNCHERS:
         rows += run_child(MODULE, ["--child", tool, str(saves)], 60 + saves * 20)
     return rows

@@ -43,9 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +56,7 @@ from watchdog.observers.api import BaseObserver, EventEmitter
 from watchdog.observers.polling import PollingObserver
 
 from .._util import row, summarize
+from ._child import emit, run_child
 
 if TYPE_CHECKING:
     import hotmod
@@ -70,9 +69,9 @@ TOOLS = (HOTMOD, WATCHDOG, JURIGGED)
 FILES_PER_FOLDER = 1000
 INTERVAL = 1.0
 IDLE_FILES = 1000
-PROJECT = Path(__file__).resolve().parents[2]
+MODULE = "benchmarks.peers.polling"
 
-MODULE = '"""Module {k}/{i}."""\n\nVALUE = {i}\n\n\ndef f(x):\n    return x + VALUE\n'
+MODULE_SOURCE = '"""Module {k}/{i}."""\n\nVALUE = {i}\n\n\ndef f(x):\n    return x + VALUE\n'
 
 
 def _log(message: str) -> None:
@@ -88,7 +87,7 @@ def _write_tree(root: Path, files: int) -> list[Path]:
         folder = root / f"d{k}"
         folder.mkdir()
         for i in range(min(FILES_PER_FOLDER, files - k * FILES_PER_FOLDER)):
-            (folder / f"b5_{k}_{i:04d}.py").write_text(MODULE.format(k=k, i=i))
+            (folder / f"b5_{k}_{i:04d}.py").write_text(MODULE_SOURCE.format(k=k, i=i))
         folders.append(folder)
     return folders
 
@@ -344,18 +343,13 @@ def _child(args: argparse.Namespace) -> int:
         values = _jurigged_scan(folders, args.files, args.samples, args.per_sample)
     else:
         values = _idle_cpu(args.child, folders, args.seconds, args.settle)
-    print(json.dumps({"values": values}), flush=True)
+    emit(values, key="values")
     return 0
 
 
 def _run_child(tool: str, what: str, extra: list[str], timeout: float) -> list[float]:
-    command = [sys.executable, "-m", "benchmarks.peers.polling", "--child", tool, "--what", what, *extra]
-    done = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=timeout, check=False)
-    if done.stderr:
-        sys.stderr.write(done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"{tool} {what} child failed with status {done.returncode}")
-    return [float(v) for v in json.loads(done.stdout.strip().splitlines()[-1])["values"]]
+    values = run_child(MODULE, ["--child", tool, "--what", what, *extra], timeout, key="values")
+    return [float(v) for v in values]
 
 
 def _scan_rows(folders: Sequence[Path], files: int, quick: bool) -> list[dict[str, Any]]:
@@ -417,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows = run(quick=args.quick)
     _log(f"done in {time.perf_counter() - started:.1f} s")
-    print(json.dumps({"rows": rows}))
+    emit(rows)
     return 0
 
 

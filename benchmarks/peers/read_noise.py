@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._util import row
+from ._child import emit
 
 MODULE = "benchmarks.peers.read_noise"
 ROOT = Path(__file__).resolve().parents[2]
@@ -420,7 +421,7 @@ def main() -> int:
     started = time.perf_counter()
     rows = run(quick=args.quick)
     _log(f"done in {time.perf_counter() - started:.1f} s")
-    print(json.dumps({"rows": rows}), flush=True)
+    emit(rows)
     return 0
 
 
