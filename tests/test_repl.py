@@ -154,7 +154,7 @@ def test_disable_restores_the_prompt_and_stops_reloading(
     reloader = hotmod.repl.enable(pkg.dir, backend="manual", namespace=namespace)
     try:
         assert hotmod.repl.enabled()
-        assert str(sys.ps1) == ">>> " if not had_ps1 else str(before)
+        assert str(sys.ps1) == (str(before) if had_ps1 else ">>> ")
         write(pkg.path("m"), "def f():\n    return 2\ndef g():\n    return 3\n")
         reloader.notify(pkg.path("m"))
         str(sys.ps1)  # what the REPL does before each prompt
