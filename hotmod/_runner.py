@@ -106,8 +106,10 @@ class _MainEditOnce(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         result = getattr(record, "hotmod_result", None)
-        if not isinstance(result, ReloadResult) or result.modules != ("__main__",):
+        if not isinstance(result, ReloadResult) or result.status != "needs_restart":
             return True
+        if getattr(result.error, "module", None) != "__main__":
+            return True  # a declined module or an extension: each of those is said every time
         said, self.said = self.said, True
         return not said
 

@@ -52,7 +52,9 @@ class ReloadResult:
         if self.status == "noop":
             return "no change"
         if self.status == "needs_restart":
-            return f"{names} needs a restart: {self.error}"
+            # The refused module, not the whole batch: the others apply on the next poll.
+            refused = getattr(self.error, "module", None) or names
+            return f"{refused} needs a restart: {self.error}"
         verb = "aborted" if self.status == "aborted" else "failed"
         return f"reload of {names} {verb}, previous version kept: {self.error}"
 

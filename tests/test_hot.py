@@ -208,6 +208,21 @@ def test_decline_reports_needs_restart_and_does_not_execute(pkg: Pkg) -> None:
     assert other.X == 2
 
 
+def test_a_batch_with_a_declined_module_names_only_that_module_as_needing_a_restart(pkg: Pkg) -> None:
+    declined = pkg.module("held", "__hotmod_decline__ = 'global state'\nX = 1\n")
+    other = pkg.module("free", "X = 1\n")
+    r = pkg.reloader()
+    write(pkg.path("held"), "__hotmod_decline__ = 'global state'\nX = 2\n")
+    write(pkg.path("free"), "X = 2\n")
+    r.notify(pkg.path("held"), pkg.path("free"))
+    result = r.poll()
+    assert result.status == "needs_restart"
+    assert result.summary().startswith(f"{pkg.qualname('held')} needs a restart: "), result.summary()
+    # The other file of the batch applies on the next poll.
+    assert r.poll().status == "ok"
+    assert (declined.X, other.X) == (1, 2)
+
+
 def test_dunder_api_without_importing_hotmod(pkg: Pkg) -> None:
     runs = pkg.counter()
     source = """
