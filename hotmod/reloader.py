@@ -69,6 +69,13 @@ class _FileState:
     imports: tuple[bytes, frozenset[str]] | None = None
 
 
+def _shared(value: object) -> bool:
+    """Values two modules can hold as one object without either importing it from the
+    other: ``None``, booleans, small ints and interned strings are the same object
+    wherever they are written. A copy of such a value proves no import."""
+    return value is None or isinstance(value, (bool, int, float, str, bytes, complex))
+
+
 def _make_watcher(backend: BackendName, queue: ChangeQueue, path_filter: PathFilter) -> Watcher:
     if backend == "manual":
         return ManualWatcher()
@@ -469,25 +476,41 @@ class Reloader:
             return 0
         by_name: dict[str, tuple[object, object]] = {name: (old, new) for name, old, new in changes}
         count = 0
-        for namespace in self._importer_namespaces(reloaded):
+        for name, namespace in self._importer_namespaces(reloaded):
             for key, value in list(namespace.items()):
                 hit = by_name.get(key)
                 if hit is None or hit[0] is not value:
                     hit = replaced.get(id(value))
                     if hit is None or hit[0] is not value:
                         continue
+                elif _shared(value) and name is not None and not self._imports_any(name, reloaded):
+                    continue  # its own ``DEBUG = False``, not a copy of the reloaded one's
                 namespace[key] = hit[1]
                 count += 1
         return count
 
-    def _importer_namespaces(self, reloaded: set[str]) -> Iterable[dict[str, object]]:
+    def _importer_namespaces(self, reloaded: set[str]) -> Iterable[tuple[str | None, dict[str, object]]]:
+        """(module name, globals) of the other tracked modules; (None, namespace) for added ones."""
         for name in list(self._registry.path_by_name):
             if name in reloaded:
                 continue
             module = sys.modules.get(name)
             if isinstance(module, ModuleType):
-                yield module.__dict__
-        yield from self._namespaces
+                yield name, module.__dict__
+        for namespace in self._namespaces:
+            yield None, namespace
+
+    def _imports_any(self, name: str, modules: set[str]) -> bool:
+        """Whether tracked module ``name``'s top-level code imports one of ``modules``."""
+        path = self._registry.path_by_name.get(name)
+        module = sys.modules.get(name)
+        if path is None or path not in self._files or not isinstance(module, ModuleType):
+            return True  # unknown: keep rebinding as before
+        try:
+            source = self._read(path)
+        except OSError:
+            return True
+        return bool(self._imports_of(path, source, module) & modules)
 
     def _finish(
         self, result: ReloadResult, started: float, key: frozenset[tuple[Path, bytes | str]] | None = None

@@ -327,6 +327,19 @@ def test_s15_importers_see_new_values(pkg: Pkg) -> None:
     assert result.references_rebound == 1
 
 
+def test_s15_a_module_with_its_own_equal_value_is_not_an_importer(pkg: Pkg) -> None:
+    """``False``, small ints and short strings are one object everywhere: only a module
+    that imports from the reloaded one has a copy to rebind."""
+    settings = pkg.module("settings", "DEBUG = False\nLEVEL = 3\nMODE = 'fast'\n")
+    own = pkg.module("own", "DEBUG = False\nLEVEL = 3\nMODE = 'fast'\n")
+    copied = pkg.module("copied", "from .settings import DEBUG, LEVEL, MODE\n")
+    r = pkg.reloader()
+    assert edit(r, pkg.path("settings"), "DEBUG = True\nLEVEL = 4\nMODE = 'slow'\n").ok
+    assert (settings.DEBUG, settings.LEVEL, settings.MODE) == (True, 4, "slow")
+    assert (copied.DEBUG, copied.LEVEL, copied.MODE) == (True, 4, "slow")
+    assert (own.DEBUG, own.LEVEL, own.MODE) == (False, 3, "fast")
+
+
 def test_s15_reexec_mode_re_executes_importers(pkg: Pkg) -> None:
     runs = pkg.counter()
     pkg.module("a", "LIMIT = 1\n")
