@@ -72,6 +72,14 @@ class ChangeQueue:
                         waited.add(path)
         return ready, waited
 
+    def has_ready(self) -> bool:
+        """True when :meth:`take_ready` would return something now."""
+        if not self._entries:
+            return False
+        now = time.monotonic()
+        with self._cond:
+            return any(e.settled or e.deadline <= now for e in self._entries.values())
+
     def next_deadline(self) -> float | None:
         with self._cond:
             if not self._entries:

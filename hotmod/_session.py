@@ -61,13 +61,20 @@ class Session:
             backend=self.backend,
             poll_interval=self.poll_interval,
             apply="background" if self.background else "manual",
-            _gate=self.gate,
+            _safe_point=None if self.gate is None else self._when_gate_open,
         )
         reloader.add_namespace(self.namespace)
         reloader.subscribe(self._record)
         if self.background:
             reloader.start()
         return reloader
+
+    def _when_gate_open(self, apply: Callable[[], object]) -> bool:
+        assert self.gate is not None
+        if not self.gate():
+            return False
+        apply()
+        return True
 
     @property
     def paths(self) -> tuple[Path, ...]:

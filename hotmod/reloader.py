@@ -51,7 +51,7 @@ _IDLE = ReloadResult("noop")
 _APPLIED: dict[Path, bytes] = {}
 
 # How often a closed gate (a REPL running a statement) is looked at again.
-_GATE_RETRY = 0.05
+_SAFE_POINT_RETRY = 0.05
 
 # File timestamps come from the kernel's coarse clock, a few milliseconds behind.
 _CLOCK_SLACK_NS = 50_000_000
@@ -112,7 +112,7 @@ class Reloader:
         dependents: Dependents = "rebind",
         _reader: Callable[[Path], Source] | None = None,
         _before_commit: Callable[[list[_transaction.Unit]], ReloadError | None] | None = None,
-        _gate: Callable[[], bool] | None = None,
+        _safe_point: Callable[[Callable[[], object]], bool] | None = None,
     ) -> None:
         if backend not in ("auto", "watchdog", "polling", "manual"):
             raise ValueError(f"backend must be auto, watchdog, polling or manual, not {backend!r}")
@@ -142,8 +142,11 @@ class Reloader:
         # execution and commit; a plain reloader does neither.
         self._read = _reader or read_source
         self._before_commit = _before_commit
-        # A REPL lets the background thread apply only while its prompt waits for input.
-        self._gate = _gate
+        # A host that knows when its own code is idle has the background thread apply
+        # there: a REPL while its prompt waits for input, a web server on its event loop
+        # or between requests. The safe point runs the apply function and returns True,
+        # or returns False when now is not a good time; the changes stay queued.
+        self._safe_point = _safe_point
         self._queue = ChangeQueue(debounce)
         self._registry = ModuleRegistry(self._filter)
         self._watcher = _make_watcher(backend, self._queue, self._filter)
@@ -773,11 +776,13 @@ class Reloader:
             self._queue.wait(timeout)
             if stopping.is_set():
                 break
-            if self._gate is not None and not self._gate():
-                stopping.wait(_GATE_RETRY)  # changes stay queued until the gate opens
-                continue
             try:
-                self.poll()
+                if self._safe_point is None:
+                    self.poll()
+                elif not (self._queue.has_ready() or self._watcher.needs_scan):
+                    continue  # nothing to apply: leave the host alone
+                elif not self._safe_point(self.poll):
+                    stopping.wait(_SAFE_POINT_RETRY)
             except HotmodError:
                 break  # closed under us
             except Exception:
