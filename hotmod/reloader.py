@@ -30,9 +30,7 @@ from ._source import (
 from ._trust import Untrusted
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .result import STATUSES, ReloadResult, ReloadStats, Status
-from .watch import BackendName, Watcher
-from .watch.manual import ManualWatcher
-from .watch.polling import PollingWatcher
+from .watch import BackendName, make_watcher
 
 logger = logging.getLogger(__name__)
 
@@ -74,21 +72,6 @@ def _shared(value: object) -> bool:
     other: ``None``, booleans, small ints and interned strings are the same object
     wherever they are written. A copy of such a value proves no import."""
     return value is None or isinstance(value, (bool, int, float, str, bytes, complex))
-
-
-def _make_watcher(backend: BackendName, queue: ChangeQueue, path_filter: PathFilter) -> Watcher:
-    if backend == "manual":
-        return ManualWatcher()
-    if backend == "polling":
-        return PollingWatcher(queue)
-    try:
-        from .watch.watchdog_backend import WatchdogWatcher
-    except ImportError as exc:  # pragma: no cover - watchdog is a dependency
-        if backend == "watchdog":
-            raise HotmodError(f"the watchdog backend is unavailable: {exc}") from exc
-        warnings.warn(f"watchdog unavailable ({exc}); polling instead", HotmodWarning, stacklevel=3)
-        return PollingWatcher(queue)
-    return WatchdogWatcher(queue, path_filter.name_accepted)
 
 
 class Reloader:
@@ -149,7 +132,7 @@ class Reloader:
         self._safe_point = _safe_point
         self._queue = ChangeQueue(debounce)
         self._registry = ModuleRegistry(self._filter)
-        self._watcher = _make_watcher(backend, self._queue, self._filter)
+        self._watcher = make_watcher(backend, self._queue, self._filter.name_accepted)
         self.backend: str = self._watcher.name
         self._files: dict[Path, _FileState] = {}
         self._dirty: set[Path] = set()  # changed on disk, not running yet

@@ -5,8 +5,13 @@ Reloading is never a backend's job; the reloader drains the queue on its own ter
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Protocol
+
+from .._changes import ChangeQueue
+from ..errors import HotmodError, HotmodWarning
 
 BackendName = Literal["auto", "watchdog", "polling", "manual"]
 
@@ -40,3 +45,22 @@ class Watcher(Protocol):
     @property
     def polled_dirs(self) -> int:
         """Folders watched by stat polling."""
+
+
+def make_watcher(backend: BackendName, queue: ChangeQueue, accept_name: Callable[[str], bool]) -> Watcher:
+    """The backend called ``backend``; "auto" is watchdog's kernel events."""
+    from .manual import ManualWatcher
+    from .polling import PollingWatcher
+
+    if backend == "manual":
+        return ManualWatcher()
+    if backend == "polling":
+        return PollingWatcher(queue)
+    try:
+        from .watchdog_backend import WatchdogWatcher
+    except ImportError as exc:  # pragma: no cover - watchdog is a dependency
+        if backend == "watchdog":
+            raise HotmodError(f"the watchdog backend is unavailable: {exc}") from exc
+        warnings.warn(f"watchdog unavailable ({exc}); polling instead", HotmodWarning, stacklevel=3)
+        return PollingWatcher(queue)
+    return WatchdogWatcher(queue, accept_name)
