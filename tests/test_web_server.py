@@ -71,7 +71,7 @@ def test_config_file_declared_with_depends_on_is_read_again(served: Server) -> N
         assert events.next("reload")["modules"] == ["settings"]
         _, _, page = served.get("/")
         assert "Greeting re-read" in page
-        assert "Visits: <span id=\"visits\">2</span>" in page
+        assert 'Visits: <span id="visits">2</span>' in page
     finally:
         events.close()
 

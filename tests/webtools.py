@@ -28,12 +28,12 @@ def copy_example(folder: Path) -> Path:
 class Server:
     """``python -m uvicorn app:app`` in ``folder``, on a free loopback port."""
 
-    def __init__(self, folder: Path, *extra: str) -> None:
+    def __init__(self, folder: Path, *extra: str, port: int = 0) -> None:
         self.folder = folder
         self.lines: list[str] = []
         self._ready: queue.Queue[str] = queue.Queue()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", "0", *extra],
+            [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port), *extra],
             cwd=folder,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -108,6 +108,8 @@ class EventStream:
     def __init__(self, port: int, path: str = "/__hotmod__/events") -> None:
         self._connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self._connection.request("GET", path, headers={"Accept": "text/event-stream"})
+        # Kept here: the connection lets go of its socket for a "Connection: close" reply.
+        self._socket = self._connection.sock
         self.response = self._connection.getresponse()
         self.events: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
         self.ended = threading.Event()
@@ -141,9 +143,29 @@ class EventStream:
                 return data
 
     def close(self) -> None:
-        sock = self._connection.sock
-        if sock is not None and not self.ended.is_set():
-            sock.shutdown(socket.SHUT_RDWR)  # the reader sees the end, then we close
+        if self._socket is not None and not self.ended.is_set():
+            self._socket.shutdown(socket.SHUT_RDWR)  # the reader sees the end, then we close
         self.ended.wait(EVENT_TIMEOUT)
+        self.response.close()
         self._connection.close()
 
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# As root, in a container, on a machine whose network is closed: no sandbox, no GPU,
+# and none of the background requests that would only be refused.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

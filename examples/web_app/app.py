@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import chat
+import pages
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,10 +23,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-import chat
 import hotmod
 import hotmod.web
-import pages
 
 HERE = Path(__file__).resolve().parent
 hot = hotmod.hot(__name__)
@@ -42,7 +42,8 @@ async def home(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    return JSONResponse({"title": pages.title(), "visits": state["visits"], "messages": len(state["messages"])})
+    counts = {"visits": state["visits"], "messages": len(state["messages"])}
+    return JSONResponse({"title": pages.title(), **counts})
 
 
 async def chat_socket(websocket: WebSocket) -> None:
