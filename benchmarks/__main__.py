@@ -27,9 +27,10 @@ PEERS = (
     "benchmarks.peers.polling",
     "benchmarks.peers.footprint",
     "benchmarks.peers.read_noise",
+    "benchmarks.peers.web_page",
 )
 # What the peer modules need from the bench extra.
-PEER_PACKAGES = ("jurigged", "IPython", "watchfiles", "hupper", "starlette", "flask")
+PEER_PACKAGES = ("jurigged", "IPython", "watchfiles", "hupper", "starlette", "flask", "uvicorn", "playwright")
 PEER_TIMEOUT = 3600.0
 
 
