@@ -77,7 +77,7 @@ class LiveReload:
         if self.assets is not None:
             self.assets.start()
         logger.info(
-            "hotmod: live reload on, %d modules tracked%s; events at %s",
+            "live reload on, %d modules tracked%s; events at %s",
             len(self.reloader.modules),
             f", {self.assets.files} asset files" if self.assets is not None else "",
             self.options.events_path,
@@ -107,7 +107,7 @@ class LiveReload:
 
     def _on_assets(self, paths: list[Path]) -> None:
         names = [p.name for p in paths]  # enough to find a stylesheet; no server paths
-        logger.info("hotmod: changed %s", ", ".join(p.name for p in paths))
+        logger.info("changed %s", ", ".join(p.name for p in paths))
         if all(p.suffix.lower() in _STYLESHEET_SUFFIXES for p in paths):
             self.events.publish("css", {"paths": names})
         else:
