@@ -24,6 +24,7 @@ def test_a_reload_waits_for_the_request_in_flight_and_holds_new_ones_back() -> N
     gate = RequestGate()
     order: list[str] = []
     gate.enter()  # a request is running
+    gate.returned()  # its body is still being sent
     reloading = threading.Event()
 
     def reload() -> None:
@@ -38,6 +39,7 @@ def test_a_reload_waits_for_the_request_in_flight_and_holds_new_ones_back() -> N
         arrived.set()
         gate.enter()
         order.append("second request")
+        gate.returned()
         gate.leave()
 
     second = threading.Thread(target=new_request)
@@ -57,12 +59,29 @@ def test_a_request_nested_in_a_request_on_one_thread_passes_a_waiting_reload() -
     gate.enter()
     waiting = threading.Thread(target=gate.exclusive, args=(lambda: None, TIMEOUT))
     waiting.start()
+    while not gate.reloading:
+        waiting.join(0.001)
     gate.enter()  # would deadlock if it queued behind the reload
+    gate.returned()
     gate.leave()
+    gate.returned()
     gate.leave()
     waiting.join(TIMEOUT)
     assert not waiting.is_alive()
     assert gate.active == 0
+
+
+def test_a_body_closed_on_another_thread_ends_the_request() -> None:
+    gate = RequestGate()
+    gate.enter()
+    gate.returned()
+    closer = threading.Thread(target=gate.leave)  # a server closing bodies from a pool
+    closer.start()
+    closer.join(TIMEOUT)
+    assert gate.active == 0
+    ran: list[bool] = []
+    gate.exclusive(lambda: ran.append(True), TIMEOUT)
+    assert ran == [True]
 
 
 def test_a_reload_stops_waiting_for_a_request_that_never_ends(caplog: pytest.LogCaptureFixture) -> None:

@@ -57,22 +57,32 @@ class RequestGate:
 
     @property
     def active(self) -> int:
+        """Requests in flight."""
         return self._active
 
+    @property
+    def reloading(self) -> bool:
+        """A reload is waiting for requests to finish, or running."""
+        return self._reloads > 0
+
     def enter(self) -> None:
+        """A request starts: wait for a reload that is waiting or running."""
         depth = getattr(self._depth, "n", 0)
-        if depth == 0:
-            with self._cond:
+        with self._cond:
+            if depth == 0:  # a nested call must not queue behind a reload its caller blocks
                 self._cond.wait_for(lambda: self._reloads == 0)
-                self._active += 1
+            self._active += 1
         self._depth.n = depth + 1
 
-    def leave(self) -> None:
+    def returned(self) -> None:
+        """The app call that :meth:`enter` preceded returned (or raised), on this thread."""
         self._depth.n -= 1
-        if self._depth.n == 0:
-            with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
+
+    def leave(self) -> None:
+        """The request is over, body included; servers may close a body on any thread."""
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
 
     def exclusive(self, apply: Callable[[], object], drain_timeout: float) -> None:
         """Run ``apply`` once no request is in flight (or after ``drain_timeout``)."""
@@ -169,6 +179,8 @@ class WSGIMiddleware:
         except BaseException:
             self.gate.leave()
             raise
+        finally:
+            self.gate.returned()
 
     def _start(self) -> LiveReload:
         with self._starting:
