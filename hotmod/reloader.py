@@ -50,6 +50,8 @@ _APPLIED: dict[Path, bytes] = {}
 
 # How often a closed gate (a REPL running a statement) is looked at again.
 _SAFE_POINT_RETRY = 0.05
+# How often the watcher's threads are checked for life (a dead one is restarted).
+_HEALTH_EVERY = 1.0
 
 # File timestamps come from the kernel's coarse clock, a few milliseconds behind.
 _CLOCK_SLACK_NS = 50_000_000
@@ -148,6 +150,7 @@ class Reloader:
         self._last: ReloadResult | None = None
         self._applier = ApplyThread("hotmod-reloader", self._run, self._queue.wake)
         self._watching = False
+        self._next_health_check = 0.0
         self._closed = False
         with _RELOAD_LOCK:
             self._sync()
@@ -323,6 +326,7 @@ class Reloader:
 
     def _poll_locked(self) -> ReloadResult:
         self._sync()
+        self._check_watcher()
         if self._watcher.needs_scan:
             self._watcher.scan()
         ready, waited = self._queue.take_ready()
@@ -744,6 +748,13 @@ class Reloader:
             # Events that happened while stopped were not seen: compare contents once.
             self._queue.push(self._files, settled=True)
 
+    def _check_watcher(self) -> None:
+        """Restart a watcher thread that died (it says so, and queues a full compare)."""
+        now = time.monotonic()
+        if self._watching and now >= self._next_health_check:
+            self._next_health_check = now + _HEALTH_EVERY
+            self._watcher.ensure_running()
+
     def _check_open(self) -> None:
         if self._closed:
             raise HotmodError("this Reloader is closed")
@@ -760,6 +771,7 @@ class Reloader:
             if stopping.is_set():
                 break
             try:
+                self._check_watcher()
                 if self._safe_point is None:
                     self.poll()
                 elif not (self._queue.has_ready() or self._watcher.needs_scan):

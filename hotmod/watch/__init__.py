@@ -34,6 +34,9 @@ class Watcher(Protocol):
     def scan(self) -> None:
         """Find changes by looking (polling backends); a no-op for event backends."""
 
+    def ensure_running(self) -> bool:
+        """Restart a watcher thread that died; True when it had to (and a rescan is queued)."""
+
     def start(self) -> None: ...
 
     def stop(self) -> None: ...

@@ -21,6 +21,9 @@ class ManualWatcher:
     def scan(self) -> None:
         pass
 
+    def ensure_running(self) -> bool:
+        return False
+
     def start(self) -> None:
         pass
 

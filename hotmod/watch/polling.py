@@ -54,6 +54,9 @@ class PollingWatcher:
             # still defers a missing or empty file once before believing it.
             self._queue.push(changed, settled=True)
 
+    def ensure_running(self) -> bool:
+        return False  # no thread of its own: the reloader's scan is the watcher
+
     def start(self) -> None:
         # Changes made while stopped are found by the next scan: signatures are kept.
         pass

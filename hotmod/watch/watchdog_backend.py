@@ -8,6 +8,7 @@ announced with a warning and polled instead: never silent partial coverage.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from watchdog.events import (
     FileClosedEvent,
@@ -44,14 +46,37 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
 ]
 
 
-def _make_observer() -> BaseObserver:
+def _make_observer(on_overflow: Callable[[], None]) -> BaseObserver:
     if sys.platform.startswith("linux"):
         from watchdog.observers.inotify import InotifyObserver
 
         # Full events keep an unpaired rename-onto-the-path a *move* (a finished file,
         # as JetBrains' safe write produces) instead of turning it into a *create*.
-        return InotifyObserver(generate_full_events=True)
+        observer = InotifyObserver(generate_full_events=True)
+        _tell_overflows(observer, on_overflow)
+        return observer
     return Observer()
+
+
+def _tell_overflows(observer: BaseObserver, on_overflow: Callable[[], None]) -> None:
+    """Call ``on_overflow`` when the kernel's inotify queue overflows.
+
+    watchdog logs the overflow and drops the lost events without telling its handlers.
+    Its reader thread hands every kernel event to ``handle_event`` on the observer's
+    own inotify descriptor object; this wraps that one method on that one instance.
+    """
+    reader: Any = getattr(observer, "_inotify_fd", None)
+    handle = getattr(reader, "handle_event", None)
+    if handle is None:  # another watchdog layout: overflows go unnoticed, as before
+        logger.debug("watchdog has no inotify reader hook here; overflows are not detected")
+        return
+
+    def handle_event(event: object) -> None:
+        handle(event)
+        if getattr(event, "is_queue_overflow", False):
+            on_overflow()
+
+    reader.handle_event = handle_event
 
 
 class _Handler(FileSystemEventHandler):
@@ -90,6 +115,7 @@ class WatchdogWatcher:
     name = "watchdog"
 
     def __init__(self, queue: ChangeQueue, accept_name: Callable[[str], bool]) -> None:
+        self._queue = queue
         self._lock = threading.Lock()
         self._observer: BaseObserver | None = None
         self._files_in: dict[Path, set[Path]] = {}
@@ -146,16 +172,46 @@ class WatchdogWatcher:
 
     def start(self) -> None:
         with self._lock:
-            if self._observer is not None:
-                return
-            observer = _make_observer()
-            observer.daemon = True
-            observer.name = "hotmod-watchdog"
-            # Start first, then schedule: a watch that fails then fails alone.
-            observer.start()
-            self._observer = observer
-            for directory in list(self._files_in):
-                self._watch(directory)
+            if self._observer is None:
+                self._start_locked()
+
+    def _start_locked(self) -> None:
+        observer = _make_observer(self._overflowed)
+        observer.daemon = True
+        observer.name = "hotmod-watchdog"
+        # Start first, then schedule: a watch that fails then fails alone.
+        observer.start()
+        self._observer = observer
+        self._watches.clear()
+        for directory in list(self._files_in):
+            self._watch(directory)
+
+    def _overflowed(self) -> None:
+        logger.warning(
+            "hotmod: the kernel dropped file events (inotify queue overflow); comparing every tracked file"
+        )
+        self._rescan()
+
+    def _rescan(self) -> None:
+        with self._lock:
+            files = [file for files in self._files_in.values() for file in files]
+        self._queue.push(files, settled=True)  # contents are compared: only real edits apply
+
+    def ensure_running(self) -> bool:
+        """Restart the observer if one of its threads died; True when it had to."""
+        with self._lock:
+            observer = self._observer
+            if observer is None or (observer.is_alive() and all(e.is_alive() for e in observer.emitters)):
+                return False
+            logger.warning(
+                "hotmod: the file watcher thread stopped unexpectedly; restarting it and comparing "
+                "every tracked file"
+            )
+            with contextlib.suppress(Exception):  # it is dead or dying: do not wait on it
+                observer.stop()
+            self._start_locked()
+        self._rescan()
+        return True
 
     def stop(self) -> None:
         with self._lock:

@@ -1,0 +1,99 @@
+"""The event watcher's own faults: lost kernel events and a watcher thread that dies.
+
+Both are injected into a real watchdog observer; after each, the reloader says so and
+still applies the edit it could not have heard about."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import EVENT_TIMEOUT, Pkg, write
+
+pytestmark = [
+    pytest.mark.watchdog,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify faults"),
+]
+
+
+def drop_events_for(watcher: Any, path: Path) -> threading.Event:
+    """Make the watcher lose every event about ``path``; the event is set once one was lost."""
+    lost = threading.Event()
+    dispatch = watcher._handler.dispatch
+
+    def losing(event: Any) -> None:
+        if str(path) in (str(event.src_path), str(getattr(event, "dest_path", ""))):
+            lost.set()
+            return
+        dispatch(event)
+
+    watcher._handler.dispatch = losing
+    return lost
+
+
+def test_inotify_queue_overflow_makes_the_reloader_compare_every_tracked_file(
+    pkg: Pkg, caplog: pytest.LogCaptureFixture
+) -> None:
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
+
+    module = pkg.module("m", "VALUE = 1\n")
+    r = pkg.reloader(backend="watchdog")
+    r.start()
+    watcher = r._watcher
+    lost = drop_events_for(watcher, pkg.path("m"))
+    write(pkg.path("m"), "VALUE = 2\n")
+    assert lost.wait(EVENT_TIMEOUT)
+    assert r.poll().status == "noop"  # the edit was lost with its events
+    # What the kernel sends when its queue overflowed, through watchdog's reader.
+    overflow = InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b"")  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING):
+        watcher._observer._inotify_fd.handle_event(overflow)
+    assert "inotify queue overflow" in caplog.text
+    result = r.poll()
+    assert result.status == "ok"
+    assert result.modules == (pkg.qualname("m"),)
+    assert module.VALUE == 2
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_watcher_thread_is_restarted_and_the_missed_edit_applied(
+    pkg: Pkg, caplog: pytest.LogCaptureFixture
+) -> None:
+    module = pkg.module("m", "VALUE = 1\n")
+    r = pkg.reloader(backend="watchdog")
+    r.start()
+    watcher = r._watcher
+    observer = watcher._observer
+    crashed = threading.Event()
+
+    def crash(event: Any) -> None:
+        crashed.set()
+        raise RuntimeError("a bug in an event handler")
+
+    watcher._handler.dispatch = crash
+    write(pkg.path("m"), "VALUE = 2\n")
+    assert crashed.wait(EVENT_TIMEOUT)
+    observer.join(EVENT_TIMEOUT)
+    assert not observer.is_alive()
+    del watcher._handler.dispatch  # the handler works again
+    with caplog.at_level(logging.WARNING):
+        result = r.poll()
+    assert "watcher thread stopped unexpectedly" in caplog.text
+    assert result.status == "ok"
+    assert module.VALUE == 2
+    assert watcher._observer is not observer
+    assert watcher._observer.is_alive()
+
+    # And it hears the next save by itself.
+    applied = threading.Event()
+    r.subscribe(lambda result: applied.set() if result.status == "ok" else None)
+    r.apply = "background"
+    r.start()
+    write(pkg.path("m"), "VALUE = 3\n")
+    assert applied.wait(EVENT_TIMEOUT)
+    assert module.VALUE == 3
