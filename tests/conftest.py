@@ -196,3 +196,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hotmod")
     group.addoption("--edit-seeds", type=int, default=200, help="random edit sequences to run (default 200)")
     group.addoption("--edits-per-seed", type=int, default=10, help="edits in each sequence (default 10)")
+    group.addoption("--soak-reloads", type=int, default=1000, help="reloads in the soak test (default 1000)")
+    group.addoption("--soak-cycles", type=int, default=100, help="start/stop cycles per leak test")
