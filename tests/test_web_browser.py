@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from .conftest import write_replace
-from .webtools import CHROMIUM, CHROMIUM_ARGS, Server, copy_example, free_port
+from .webtools import CHROMIUM, CHROMIUM_ARGS, Server, copy_example, free_port, replace_in
 
 BROWSER_TIMEOUT_MS = 15_000
 
@@ -60,12 +60,6 @@ def open_live(page: Any, url: str) -> None:
     page.goto(url)
     page.wait_for_function("() => window.__hotmod && window.__hotmod.connected")
     page.evaluate("() => { window.marker = 'set before the edit' }")
-
-
-def replace_in(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    write_replace(path, text.replace(old, new))
 
 
 def test_page_refreshes_by_itself_after_a_code_edit(served: Server, page: Any) -> None:

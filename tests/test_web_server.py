@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import write_replace
-from .webtools import EventStream, Server, copy_example
+from .webtools import EventStream, Server, copy_example, replace_in
 
 websockets_sync = pytest.importorskip("websockets.sync.client")
 
@@ -22,12 +22,6 @@ def served(tmp_path: Path) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
-
-
-def replace_in(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    write_replace(path, text.replace(old, new))
 
 
 def test_handler_edit_applies_at_next_request_and_keeps_state_and_websocket(served: Server) -> None:

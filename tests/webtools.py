@@ -15,9 +15,18 @@ import sys
 import threading
 from pathlib import Path
 
+from .conftest import write_replace
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "web_app"
 START_TIMEOUT = 30.0
 EVENT_TIMEOUT = 10.0
+
+
+def replace_in(path: Path, old: str, new: str) -> None:
+    """Save ``path`` with ``old`` replaced by ``new``, the way editors save."""
+    text = path.read_text()
+    assert old in text
+    write_replace(path, text.replace(old, new))
 
 
 def copy_example(folder: Path) -> Path:

@@ -52,8 +52,7 @@ class AssetWatcher:
         self._filter = PathFilter(self.folders, include=("*",), exclude=DEFAULT_EXCLUDE)
         self._queue = ChangeQueue(settle)
         self._watcher = make_watcher(backend, self._queue, self._filter.name_accepted)
-        self._seen: dict[Path, _Signature] = {}
-        self._lock = threading.Lock()
+        self._seen: dict[Path, _Signature] = {}  # touched by the watching thread only
         self._thread = ApplyThread("hotmod-assets", self._run, self._queue.wake)
 
     @property
@@ -84,17 +83,16 @@ class AssetWatcher:
             self._watcher.scan()
         ready, _ = self._queue.take_ready()
         changed: list[Path] = []
-        with self._lock:
-            for path in ready:
-                if not self._filter.accepts(path):
-                    continue
-                signature = _signature(path)
-                if path in self._seen and self._seen[path] == signature:
-                    continue
-                if path not in self._seen:
-                    self._watcher.add(path)  # a new file in a watched folder
-                self._seen[path] = signature
-                changed.append(path)
+        for path in ready:
+            if not self._filter.accepts(path):
+                continue
+            signature = _signature(path)
+            if path in self._seen and self._seen[path] == signature:
+                continue
+            if path not in self._seen:
+                self._watcher.add(path)  # a new file in a watched folder
+            self._seen[path] = signature
+            changed.append(path)
         return changed
 
     def _run(self, stopping: threading.Event) -> None:

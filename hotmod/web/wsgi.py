@@ -8,6 +8,7 @@ module is half-way through its new version.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -216,7 +217,7 @@ class WSGIMiddleware:
         body = self.app(environ, starting)
         rest = iter(body)
         # An app may call start_response as late as its first chunk (PEP 3333).
-        first = [chunk for chunk in _first(rest)]
+        first = list(itertools.islice(rest, 1))
         if not held:
             return _Finishing(body, first, rest, self.gate.leave)
         try:
@@ -255,12 +256,6 @@ class WSGIMiddleware:
                 unsubscribe()
 
         return stream()
-
-
-def _first(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    for chunk in chunks:
-        yield chunk
-        return
 
 
 def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
