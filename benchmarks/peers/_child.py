@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,20 @@ PROJECT = Path(__file__).resolve().parents[2]
 def emit(payload: Any, key: str = "rows") -> None:
     """The one line a benchmark module (or a child of one) prints on stdout, as JSON."""
     print(json.dumps({key: payload}), flush=True)
+
+
+def log(tag: str, message: str) -> None:
+    """Progress on stderr, which the parent passes on; stdout is for the JSON line."""
+    print(f"[{tag}] {message}", file=sys.stderr, flush=True)
+
+
+def emit_rows(tag: str, run: Callable[..., list[dict[str, Any]]], quick: bool) -> int:
+    """A benchmark module's main job: its rows, timed, emitted as the JSON line."""
+    started = time.perf_counter()
+    rows = run(quick=quick)
+    log(tag, f"done in {time.perf_counter() - started:.1f} s")
+    emit(rows)
+    return 0
 
 
 def run_child(module: str, args: list[str], timeout: float, key: str = "rows") -> Any:

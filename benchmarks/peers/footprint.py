@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util import row
-from ._child import PROJECT, emit, run_child
+from ._child import PROJECT, emit, emit_rows, log, run_child
 
 MODULE = "benchmarks.peers.footprint"
 CHILD_TIMEOUT = 600.0
@@ -56,7 +56,7 @@ RELOADS_PER_FIGURE = 1_000
 
 
 def _log(message: str) -> None:
-    print(f"[footprint] {message}", file=sys.stderr, flush=True)
+    log("footprint", message)
 
 
 # -- import time -----------------------------------------------------------------------------
@@ -345,11 +345,7 @@ def main() -> int:
     if args.child == "cycles":
         emit(cycles_child(args.cycles), key="child")
         return 0
-    started = time.perf_counter()
-    rows = run(quick=args.quick)
-    _log(f"done in {time.perf_counter() - started:.1f} s")
-    emit(rows)
-    return 0
+    return emit_rows("footprint", run, args.quick)
 
 
 if __name__ == "__main__":

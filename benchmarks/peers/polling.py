@@ -56,7 +56,7 @@ from watchdog.observers.api import BaseObserver, EventEmitter
 from watchdog.observers.polling import PollingObserver
 
 from .._util import row, summarize
-from ._child import emit, run_child
+from ._child import emit, emit_rows, log, run_child
 
 if TYPE_CHECKING:
     import hotmod
@@ -75,7 +75,7 @@ MODULE_SOURCE = '"""Module {k}/{i}."""\n\nVALUE = {i}\n\n\ndef f(x):\n    return
 
 
 def _log(message: str) -> None:
-    print(f"[b5] {message}", file=sys.stderr, flush=True)
+    log("b5", message)
 
 
 # -- module trees ----------------------------------------------------------------------
@@ -408,11 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         return _child(args)
-    started = time.perf_counter()
-    rows = run(quick=args.quick)
-    _log(f"done in {time.perf_counter() - started:.1f} s")
-    emit(rows)
-    return 0
+    return emit_rows("b5", run, args.quick)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._util import row
-from ._child import emit
+from ._child import emit_rows, log
 
 MODULE = "benchmarks.peers.read_noise"
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ print(len(paths))
 
 
 def _log(message: str) -> None:
-    print(f"[read_noise] {message}", file=sys.stderr, flush=True)
+    log("read_noise", message)
 
 
 def _module_name(folder: int, index: int) -> str:
@@ -418,11 +418,7 @@ def main() -> int:
     if args.child:
         watcher_child(args.child, args.folders)
         return 0
-    started = time.perf_counter()
-    rows = run(quick=args.quick)
-    _log(f"done in {time.perf_counter() - started:.1f} s")
-    emit(rows)
-    return 0
+    return emit_rows("read_noise", run, args.quick)
 
 
 if __name__ == "__main__":
