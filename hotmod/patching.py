@@ -321,6 +321,12 @@ class Patcher:
 
     def _merge_enum_methods(self, old: type, new: type, where: str) -> None:
         members = set(new.__dict__.get("_member_map_", {}))
+        # Members and the enum machinery stay; a method the new source no longer has goes.
+        for attr, old_value in list(old.__dict__.items()):
+            if attr in new.__dict__ or attr in members or (attr.startswith("_") and attr.endswith("_")):
+                continue
+            if isinstance(old_value, (types.FunctionType, staticmethod, classmethod, property)):
+                type.__delattr__(old, attr)
         for attr, new_value in list(new.__dict__.items()):
             if attr in members or attr in _CLASS_INTERNALS or (attr.startswith("_") and attr.endswith("_")):
                 continue

@@ -249,6 +249,18 @@ def test_s12_enum_members_keep_identity(pkg: Pkg) -> None:
     assert mod.f() == 2
 
 
+def test_s12_enum_method_removed_from_the_source_is_gone(pkg: Pkg) -> None:
+    v1 = "import enum\nclass Color(enum.Enum):\n    RED = 1\n    def low(self):\n        return 'red'\n"
+    mod = pkg.module("colors3", v1)
+    red = mod.Color.RED
+    r = pkg.reloader()
+    result = edit(r, pkg.path("colors3"), "import enum\nclass Color(enum.Enum):\n    RED = 1\n")
+    assert result.status == "ok"
+    assert red is mod.Color.RED
+    assert not hasattr(red, "low")
+    assert "low" not in vars(mod.Color)
+
+
 def test_s12_enum_with_changed_members_is_replaced_and_reported(pkg: Pkg) -> None:
     v1 = "import enum\nclass Color(enum.Enum):\n    RED = 1\n"
     mod = pkg.module("colors2", v1)
