@@ -1,13 +1,21 @@
-"""Generated module groups and random edits for the edit-sequence test.
+"""Generated module groups and random edits for the edit-sequence fuzzer.
 
-A group is 2-3 modules. ``m0`` holds definitions of every kind the patcher handles;
-later modules import some of them (``from .m0 import ...``), subclass them across
-modules and call them from their own functions. Each definition is a small record
-whose integer parameters the edits change; ``render`` turns a group into sources.
+A group is 2-4 modules, ``m0`` to ``m3``. Each holds definitions of every kind the
+patcher handles (constants, functions, closures, decorated and cached functions, classes
+with inheritance and ``super()``, dataclasses, enums, state kept with ``hot.keep``).
+Later modules take definitions of earlier ones either by name (``from .m0 import f``) or
+through the module (``from . import m0`` then ``m0.f``), subclass them across modules and
+call them from functions of their own. Each definition is a small record whose integer
+parameters the edits change; ``render`` turns a group into sources.
 
-Edits stay within what the patcher promises to apply in place without warnings
-(bases and ``__slots__`` never change); refused edits (syntax errors, module code
-that raises) are part of the mix and must leave the last good version running.
+Edits stay within what the patcher promises to apply in place without warnings (bases,
+``__slots__`` and enum members never change); refused edits (syntax errors, module code
+that raises) are part of the mix and must leave the last good version running. Functions
+whose body raises are accepted edits: the exception is behaviour to compare.
+
+A sequence is a list of ``Step``s, each the whole group as it should be after one save,
+so a sequence can be replayed with steps or definitions taken out (see ``shrink`` in the
+test) and still be a valid series of saves.
 """
 
 from __future__ import annotations
@@ -18,10 +26,16 @@ import random
 import sys
 import types
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("const", "func", "closure", "decorated", "cached", "klass", "dataclass")
+KINDS = ("const", "func", "closure", "decorated", "cached", "klass", "dataclass", "enum", "kept")
+FUNCTION_KINDS = ("func", "closure", "decorated", "cached")
+CLASS_KINDS = ("klass", "enum")  # kinds whose methods come and go (``extras``)
+# The value a kept object holds is set by the test after the first import (see
+# ``keep_state``), so a factory that ran again would show the factory's literal instead.
+KEPT_BASE = 100
 
 
 @dataclass
@@ -29,221 +43,367 @@ class Definition:
     kind: str
     name: str
     params: list[int]
-    base: str | None = None  # classes: a base class name (this module or imported)
+    base: str | None = None  # classes: a base class name (this module or an earlier one)
     use_super: bool = False
-    extras: list[int] = field(default_factory=list)  # classes: extra methods' return values
+    extras: list[int] = field(default_factory=list)  # classes, enums: extra methods' results
     const: str | None = None  # functions: a constant of this module they add
+    raises: bool = False  # functions: the body raises instead of returning
+    kept: int = 0  # kept state: the value the running process holds
 
 
 @dataclass
 class Module:
     name: str
     defs: list[Definition]
-    imports: list[str] = field(default_factory=list)  # names taken from m0
-    users: list[tuple[str, list[str]]] = field(default_factory=list)  # (name, imported names used)
+    imports: list[tuple[str, str]] = field(default_factory=list)  # (module, name): from-imports
+    whole: list[str] = field(default_factory=list)  # earlier modules imported as modules
+    # Functions of this module that call earlier modules' definitions. A reference is
+    # ``name`` (from-imported) or ``module.name`` (through an imported module).
+    users: list[tuple[str, list[str]]] = field(default_factory=list)
 
-    def find(self, name: str) -> Definition:
-        return next(d for d in self.defs if d.name == name)
+    def find(self, name: str) -> Definition | None:
+        return next((d for d in self.defs if d.name == name), None)
 
 
 @dataclass
 class Group:
     modules: list[Module]
     counter: int = 0
-    broken: str | None = None  # a refused edit: (module name) carries bad source
+    broken: str | None = None  # a refused edit: (module name) whose code raises at the end
+    syntax_error: str | None = None  # a refused edit: (module name) that does not compile
 
     def module(self, name: str) -> Module:
         return next(m for m in self.modules if m.name == name)
+
+    def definition(self, name: str) -> Definition:
+        return next(d for m in self.modules for d in m.defs if d.name == name)
+
+    @property
+    def refused(self) -> bool:
+        return self.broken is not None or self.syntax_error is not None
+
+
+@dataclass
+class Step:
+    """One save: the group after it, the modules it wrote, and what it did."""
+
+    group: Group
+    touched: list[str]
+    what: str
 
 
 def _params(rng: random.Random, kind: str) -> list[int]:
     return [rng.randint(1, 9) for _ in range(6 if kind == "klass" else 3)]
 
 
+def _new_definition(group: Group, rng: random.Random, k: int, kind: str) -> Definition:
+    group.counter += 1
+    initial = kind[0].upper() if kind in ("klass", "dataclass", "const", "enum", "kept") else kind[0]
+    return Definition(kind, f"{initial}{k}_{group.counter}", _params(rng, kind))
+
+
 def generate(rng: random.Random) -> Group:
     group = Group([])
-    for k in range(rng.randint(2, 3)):
+    for k in range(rng.randint(2, 4)):
         module = Module(f"m{k}", [])
         group.modules.append(module)
-        consts = []
+        earlier = group.modules[:k]
+        consts: list[str] = []
+        needed: set[tuple[str, str]] = set()
         for _ in range(rng.randint(4, 8)):
-            kind = rng.choice(KINDS)
-            group.counter += 1
-            initial = kind[0].upper() if kind in ("klass", "dataclass", "const") else kind[0]
-            name = f"{initial}{k}_{group.counter}"
-            d = Definition(kind, name, _params(rng, kind))
-            if kind == "const":
-                consts.append(name)
-            if kind == "func" and consts and rng.random() < 0.5:
+            d = _new_definition(group, rng, k, rng.choice(KINDS))
+            if d.kind == "const":
+                consts.append(d.name)
+            if d.kind == "func" and consts and rng.random() < 0.5:
                 d.const = rng.choice(consts)
-            if kind == "klass":
-                bases = [x.name for x in module.defs if x.kind == "klass"]
-                if k > 0:
-                    bases += [x.name for x in group.modules[0].defs if x.kind == "klass"]
+            if d.kind == "klass":
+                bases = [(module.name, x.name) for x in module.defs if x.kind == "klass"]
+                bases += [(m.name, x.name) for m in earlier for x in m.defs if x.kind == "klass"]
                 if bases and rng.random() < 0.6:
-                    d.base = rng.choice(bases)
+                    where, d.base = rng.choice(bases)
                     d.use_super = rng.random() < 0.5
+                    if where != module.name:
+                        needed.add((where, d.base))
             module.defs.append(d)
-        if k > 0:
-            m0 = group.modules[0]
-            importable = [d.name for d in m0.defs if d.kind != "const"]
-            needed = {d.base for d in module.defs if d.base and d.base not in {x.name for x in module.defs}}
-            chosen = set(rng.sample(importable, min(len(importable), rng.randint(1, 3)))) | needed
-            module.imports = sorted(x for x in chosen if x is not None)
-            for _ in range(rng.randint(1, 2)):
-                group.counter += 1
-                used = rng.sample(module.imports, min(len(module.imports), 2))
-                module.users.append((f"use{k}_{group.counter}", used))
+        if not earlier:
+            continue
+        usable = [(m.name, d.name) for m in earlier for d in m.defs if d.kind not in ("const", "kept")]
+        chosen = rng.sample(usable, min(len(usable), rng.randint(1, 3)))
+        refs: list[str] = []
+        for where, name in chosen:
+            if (where, name) not in needed and rng.random() < 0.4:
+                if where not in module.whole:
+                    module.whole.append(where)
+                refs.append(f"{where}.{name}")
+            else:
+                needed.add((where, name))
+                refs.append(name)
+        module.imports = sorted(needed)
+        module.whole.sort()
+        for _ in range(rng.randint(1, 2)):
+            group.counter += 1
+            module.users.append((f"use{k}_{group.counter}", rng.sample(refs, min(len(refs), 2))))
     return group
 
 
-def imported_elsewhere(group: Group, name: str) -> bool:
-    return any(name in m.imports for m in group.modules)
+def referenced_elsewhere(group: Group, name: str) -> bool:
+    """Whether another module imports ``name`` or calls it through its module."""
+    for m in group.modules:
+        if any(n == name for _, n in m.imports):
+            return True
+        if any(ref.rsplit(".", 1)[-1] == name for _, refs in m.users for ref in refs):
+            return True
+    return False
 
 
-def _call(group: Group, name: str) -> str:
-    """An expression that exercises imported definition ``name`` with ``x``."""
-    d = group.modules[0].find(name)
-    if d.kind in ("klass", "dataclass"):
-        return f"{name}().m(x)" if d.kind == "klass" else f"{name}().total()"
-    return f"{name}(x)"
+def _call(group: Group, ref: str) -> str:
+    """An expression that exercises the earlier module's definition ``ref`` with ``x``."""
+    d = group.definition(ref.rsplit(".", 1)[-1])
+    if d.kind == "klass":
+        return f"{ref}().m(x)"
+    if d.kind == "dataclass":
+        return f"{ref}().total()"
+    if d.kind == "enum":
+        return f"{ref}.A.score() + x"
+    return f"{ref}(x)"
 
 
-def render(group: Group, module: Module) -> str:
-    lines = ["import dataclasses", "import functools"]
-    if module.imports:
-        lines.append(f"from .m0 import {', '.join(module.imports)}")
+def _render_definition(d: Definition, fresh: bool) -> list[str]:
+    p = d.params
+    if d.kind == "const":
+        return [f"{d.name} = {p[0]}"]
+    if d.kind == "kept":
+        # A fresh import stands for "these sources, with the state the process kept".
+        if fresh:
+            return [f"{d.name} = [{d.kept}]"]
+        return [f"{d.name} = hot.keep({d.name!r}, lambda: [{p[0]}])"]
+    if d.kind in FUNCTION_KINDS and d.raises:
+        # A closure's body keeps reading ``step``: a different set of free variables is
+        # a documented limit (the function is replaced, with a warning), not this test.
+        reads = "step" if d.kind == "closure" else "x"
+        body = f"raise ValueError('{d.name} raises', {reads}, {p[0]})"
+    else:
+        body = ""
+    if d.kind == "func":
+        extra = f" + {d.const}" if d.const else ""
+        return [f"def {d.name}(x):", f"    {body or f'return x * {p[0]} + {p[1]}{extra}'}"]
+    if d.kind == "closure":
+        return [
+            f"def make_{d.name}():",
+            f"    step = {p[0]}",
+            "    def inner(x):",
+            f"        {body or f'return x + step * {p[1]}'}",
+            "    return inner",
+            f"{d.name} = make_{d.name}()",
+        ]
+    if d.kind == "decorated":
+        return [
+            f"def deco_{d.name}(fn):",
+            "    @functools.wraps(fn)",
+            "    def wrapper(x):",
+            f"        return fn(x) + {p[0]}",
+            "    return wrapper",
+            f"@deco_{d.name}",
+            f"def {d.name}(x):",
+            f"    {body or f'return x - {p[1]}'}",
+        ]
+    if d.kind == "cached":
+        return [
+            "@functools.lru_cache(maxsize=None)",
+            f"def {d.name}(x):",
+            f"    {body or f'return x * {p[0]} - {p[1]}'}",
+        ]
+    if d.kind == "dataclass":
+        return [
+            "@dataclasses.dataclass",
+            f"class {d.name}:",
+            f"    x: int = {p[0]}",
+            "    def total(self):",
+            f"        return self.x + {p[1]}",
+        ]
+    extras = [f"    def extra{j}(self):\n        return {v}" for j, v in enumerate(d.extras)]
+    if d.kind == "enum":
+        return [
+            f"class {d.name}(enum.Enum):",
+            "    A = 1",
+            "    B = 2",
+            "    def score(self):",
+            f"        return self.value * {p[0]} + {p[1]}",
+            *extras,
+        ]
+    sup = "super().m(x) + " if d.use_super else ""
+    return [
+        f"class {d.name}({d.base or ''}):",
+        f"    attr = {p[0]}",
+        "    def m(self, x):",
+        f"        return {sup}x * {p[1]} + self.attr",
+        "    def n(self, x):",
+        f"        return x + {p[5]}",
+        "    @property",
+        "    def p(self):",
+        f"        return self.attr + {p[2]}",
+        "    @classmethod",
+        "    def cm(cls):",
+        f"        return cls.attr * {p[3]}",
+        "    @staticmethod",
+        "    def sm():",
+        f"        return {p[4]}",
+        *extras,
+    ]
+
+
+def render(group: Group, module: Module, *, fresh: bool = False) -> str:
+    """The source of ``module``; ``fresh`` writes kept state as the literal it now holds."""
+    lines = ["import dataclasses", "import enum", "import functools", "", "import hotmod", ""]
+    # A fresh import stands in for a module the reloader never saw: no hot context.
+    lines.append("hot = None" if fresh else "hot = hotmod.hot(__name__)")
+    by_module: dict[str, list[str]] = {}
+    for where, name in module.imports:
+        by_module.setdefault(where, []).append(name)
+    lines += [f"from .{where} import {', '.join(names)}" for where, names in sorted(by_module.items())]
+    if module.whole:
+        lines.append(f"from . import {', '.join(module.whole)}")
     for d in module.defs:
-        p = d.params
-        lines.append("")
-        if d.kind == "const":
-            lines.append(f"{d.name} = {p[0]}")
-        elif d.kind == "func":
-            extra = f" + {d.const}" if d.const else ""
-            lines += [f"def {d.name}(x):", f"    return x * {p[0]} + {p[1]}{extra}"]
-        elif d.kind == "closure":
-            lines += [
-                f"def make_{d.name}():",
-                f"    step = {p[0]}",
-                "    def inner(x):",
-                f"        return x + step * {p[1]}",
-                "    return inner",
-                f"{d.name} = make_{d.name}()",
-            ]
-        elif d.kind == "decorated":
-            lines += [
-                f"def deco_{d.name}(fn):",
-                "    @functools.wraps(fn)",
-                "    def wrapper(x):",
-                f"        return fn(x) + {p[0]}",
-                "    return wrapper",
-                f"@deco_{d.name}",
-                f"def {d.name}(x):",
-                f"    return x - {p[1]}",
-            ]
-        elif d.kind == "cached":
-            lines += [
-                "@functools.lru_cache(maxsize=None)",
-                f"def {d.name}(x):",
-                f"    return x * {p[0]} - {p[1]}",
-            ]
-        elif d.kind == "dataclass":
-            lines += [
-                "@dataclasses.dataclass",
-                f"class {d.name}:",
-                f"    x: int = {p[0]}",
-                "    def total(self):",
-                f"        return self.x + {p[1]}",
-            ]
-        else:
-            sup = "super().m(x) + " if d.use_super else ""
-            lines += [
-                f"class {d.name}({d.base or ''}):",
-                f"    attr = {p[0]}",
-                "    def m(self, x):",
-                f"        return {sup}x * {p[1]} + self.attr",
-                "    def n(self, x):",
-                f"        return x + {p[5]}",
-                "    @property",
-                "    def p(self):",
-                f"        return self.attr + {p[2]}",
-                "    @classmethod",
-                "    def cm(cls):",
-                f"        return cls.attr * {p[3]}",
-                "    @staticmethod",
-                "    def sm():",
-                f"        return {p[4]}",
-            ]
-            lines += [f"    def extra{j}(self):\n        return {v}" for j, v in enumerate(d.extras)]
-    for name, used in module.users:
-        body = " + ".join(_call(group, u) for u in used)
+        lines += ["", *_render_definition(d, fresh)]
+    for name, refs in module.users:
+        body = " + ".join(_call(group, ref) for ref in refs)
         lines += ["", f"def {name}(x):", f"    return {body}"]
     if group.broken == module.name:
         lines += ["", "raise RuntimeError('refused on purpose')"]
+    if group.syntax_error == module.name:
+        lines += ["", "def broken(:", "    pass"]
     return "\n".join(lines) + "\n"
 
 
-def sources(group: Group) -> dict[str, str]:
-    return {m.name: render(group, m) for m in group.modules}
+def sources(group: Group, *, fresh: bool = False) -> dict[str, str]:
+    return {m.name: render(group, m, fresh=fresh) for m in group.modules}
 
 
-def mutate(group: Group, rng: random.Random) -> tuple[Group, list[str], str]:
-    """A copy of ``group`` with one random edit; the modules it touched; what it did."""
+def mutate(group: Group, rng: random.Random) -> Step:
+    """A copy of ``group`` with one random edit, as a ``Step``."""
     new = copy.deepcopy(group)
-    new.broken = None
+    new.broken = new.syntax_error = None
     module = rng.choice(new.modules)
+    name = module.name
     roll = rng.random()
     if roll < 0.06:
-        new.broken = module.name
-        return new, [module.name], f"{module.name}: module code raises"
+        new.broken = name
+        return Step(new, [name], f"{name}: module code raises")
     if roll < 0.12:
-        return new, [module.name], f"{module.name}: syntax error"
+        new.syntax_error = name
+        return Step(new, [name], f"{name}: syntax error")
     if roll < 0.20:
-        new.counter += 1
-        k = module.name[1:]
-        kind = rng.choice(("func", "closure", "decorated", "cached"))
-        name = f"{kind[0]}{k}_{new.counter}"
-        module.defs.append(Definition(kind, name, _params(rng, kind)))
-        return new, [module.name], f"{module.name}: add {kind} {name}"
-    removable = [
-        d
-        for d in module.defs
-        if d.kind in ("func", "closure", "decorated", "cached") and not imported_elsewhere(new, d.name)
-    ]
-    if roll < 0.27 and removable:
+        d = _new_definition(new, rng, int(name[1:]), rng.choice(FUNCTION_KINDS))
+        module.defs.append(d)
+        return Step(new, [name], f"{name}: add {d.kind} {d.name}")
+    removable = [d for d in module.defs if d.kind in FUNCTION_KINDS and not referenced_elsewhere(new, d.name)]
+    if roll < 0.26 and removable:
         d = rng.choice(removable)
         module.defs.remove(d)
-        return new, [module.name], f"{module.name}: remove {d.name}"
-    classes = [d for d in module.defs if d.kind == "klass"]
-    if roll < 0.35 and classes:
+        return Step(new, [name], f"{name}: remove {d.name}")
+    functions = [d for d in module.defs if d.kind in FUNCTION_KINDS]
+    if roll < 0.31 and functions:
+        d = rng.choice(functions)
+        d.raises = not d.raises
+        return Step(new, [name], f"{name}: {d.name} {'raises' if d.raises else 'returns again'}")
+    classes = [d for d in module.defs if d.kind in CLASS_KINDS]
+    if roll < 0.38 and classes:
         d = rng.choice(classes)
         if d.extras and rng.random() < 0.5:
             d.extras.pop()
-            return new, [module.name], f"{module.name}: {d.name} loses a method"
+            return Step(new, [name], f"{name}: {d.name} loses a method")
         d.extras.append(rng.randint(1, 9))
-        return new, [module.name], f"{module.name}: {d.name} gains a method"
-    if roll < 0.42 and [d for d in classes if d.base]:
-        d = rng.choice([d for d in classes if d.base])
+        return Step(new, [name], f"{name}: {d.name} gains a method")
+    with_base = [d for d in module.defs if d.base]
+    if roll < 0.44 and with_base:
+        d = rng.choice(with_base)
         d.use_super = not d.use_super
-        return new, [module.name], f"{module.name}: {d.name} super() {'on' if d.use_super else 'off'}"
-    touched = [module.name]
+        return Step(new, [name], f"{name}: {d.name} super() {'on' if d.use_super else 'off'}")
+    touched = [name]
     if roll > 0.92:
         touched = [m.name for m in new.modules]  # one save of several files: one batch
-    for name in touched:
-        target = rng.choice(new.module(name).defs)
+    for each in touched:
+        target = rng.choice(new.module(each).defs)
         i = rng.randrange(len(target.params))
         target.params[i] = rng.randint(1, 9) if target.params[i] != 0 else 1
-    return new, touched, f"{', '.join(touched)}: change literals"
+    return Step(new, touched, f"{', '.join(touched)}: change literals")
 
 
-SYNTAX_ERROR = "\ndef broken(:\n    pass\n"
+def sequence(rng: random.Random, edits: int) -> tuple[Group, list[Step]]:
+    """A generated group and ``edits`` saves; each refused save is followed by none."""
+    start = generate(rng)
+    good, steps = start, []
+    for _ in range(edits):
+        step = mutate(good, rng)
+        steps.append(step)
+        if not step.group.refused:
+            good = step.group
+    return start, steps
+
+
+def keep_state(group: Group, modules: dict[str, types.ModuleType]) -> None:
+    """Give each kept object a value no factory makes, as a process would by using it."""
+    for i, d in enumerate(d for m in group.modules for d in m.defs if d.kind == "kept"):
+        d.kept = KEPT_BASE + i
+        module = next(m for m in group.modules if d in m.defs)
+        modules[module.name].__dict__[d.name][0] = d.kept
+
+
+def carry_state(start: Group, group: Group) -> Group:
+    """``group`` with the kept values ``keep_state`` gave ``start``'s definitions."""
+    kept = {d.name: d.kept for m in start.modules for d in m.defs if d.kind == "kept"}
+    for m in group.modules:
+        for d in m.defs:
+            if d.name in kept:
+                d.kept = kept[d.name]
+    return group
+
+
+# -- shrinking: the same sequence with one definition fewer -------------------------
+
+
+def names(group: Group) -> Iterator[str]:
+    for m in group.modules:
+        yield from (name for name, _ in m.users)
+        yield from (d.name for d in m.defs)
+
+
+def without(group: Group, name: str) -> Group | None:
+    """``group`` with definition or user function ``name`` removed, or None if it is needed."""
+    new = copy.deepcopy(group)
+    for m in new.modules:
+        if any(d.base == name for d in m.defs):
+            return None  # a class still derives from it
+        m.users = [(u, refs) for u, refs in m.users if u != name]
+        m.imports = [(where, n) for where, n in m.imports if n != name]
+        m.users = [(u, [r for r in refs if r.rsplit(".", 1)[-1] != name]) for u, refs in m.users]
+        m.users = [(u, refs) for u, refs in m.users if refs]
+        m.defs = [d for d in m.defs if d.name != name]
+        for d in m.defs:
+            if d.const == name:
+                d.const = None
+    for m in new.modules:
+        used = {ref.split(".", 1)[0] for _, refs in m.users for ref in refs if "." in ref}
+        m.whole = [w for w in m.whole if w in used]
+    return new
+
+
+def without_module(group: Group, name: str) -> Group | None:
+    """``group`` without module ``name``, or None if another module imports it."""
+    if any(name in m.whole or any(where == name for where, _ in m.imports) for m in group.modules):
+        return None
+    new = copy.deepcopy(group)
+    new.modules = [m for m in new.modules if m.name != name]
+    if name in (new.broken, new.syntax_error):
+        return None
+    return new
 
 
 # -- observing behaviour -----------------------------------------------------------
 
 
 def held_references(group: Group, modules: dict[str, types.ModuleType]) -> dict[str, Any]:
-    """What a process would hold: definitions, instances and bound methods, taken now."""
+    """What a process would hold: definitions, instances, bound methods, members, taken now."""
     held: dict[str, Any] = {}
     for m in group.modules:
         namespace = modules[m.name].__dict__
@@ -256,15 +416,18 @@ def held_references(group: Group, modules: dict[str, types.ModuleType]) -> dict[
                 instance = obj()
                 held[f"{m.name}.{d.name}()"] = instance
                 held[f"{m.name}.{d.name}().n"] = instance.n
+            if d.kind == "enum":
+                held[f"{m.name}.{d.name}.A"] = obj.A
         for name, _ in m.users:
             held[f"{m.name}.{name}"] = namespace[name]
     return held
 
 
-def observe_definition(group: Group, module: str, name: str, obj: Any, instance: Any = None) -> Any:
-    d = group.module(module).find(name) if name in {x.name for x in group.module(module).defs} else None
+def _behaviour(d: Definition | None, obj: Any, instance: Any = None) -> Any:
     kind = d.kind if d is not None else "func"
     try:
+        if kind == "kept":
+            return obj[0]
         if kind == "klass":
             inst = instance if instance is not None else obj()
             return (
@@ -278,15 +441,23 @@ def observe_definition(group: Group, module: str, name: str, obj: Any, instance:
             )
         if kind == "dataclass":
             return (obj().total(), obj(5).total(), [f.name for f in dataclasses.fields(obj)])
+        if kind == "enum":
+            return (
+                [(member.name, member.value, member.score()) for member in obj],
+                [getattr(obj.A, a)() for a in sorted(vars(obj)) if a.startswith("extra")],
+            )
         return obj(3)
     except Exception as exc:  # recorded, then compared
         return ("raised", type(exc).__name__, str(exc))
 
 
-def observe(
-    group: Group, modules: dict[str, types.ModuleType], held: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Behaviour of every current definition, through the modules and through ``held``."""
+def observe(group: Group, modules: dict[str, types.ModuleType], held: dict[str, Any]) -> dict[str, Any]:
+    """Behaviour of every current definition, through the modules and through ``held``.
+
+    ``held`` holds references taken at the start; entries for definitions removed since
+    are skipped. For a fresh import, pass ``held_references`` of that import: what a
+    reference held through every edit must match is what a new one does.
+    """
     seen: dict[str, Any] = {}
     for m in group.modules:
         namespace = modules[m.name].__dict__
@@ -295,24 +466,25 @@ def observe(
         )
         seen[f"{m.name} names"] = public
         for d in m.defs:
+            key = f"{m.name}.{d.name}"
             if d.kind == "const":
-                seen[f"{m.name}.{d.name}"] = namespace.get(d.name)
+                seen[key] = namespace.get(d.name)
                 continue
-            seen[f"{m.name}.{d.name}"] = observe_definition(group, m.name, d.name, namespace.get(d.name))
+            seen[key] = _behaviour(d, namespace.get(d.name))
+            if key in held:
+                seen[f"held {key}"] = _behaviour(d, held[key])
+                seen[f"held {key} is current"] = held[key] is namespace.get(d.name)
+            if f"{key}()" in held:
+                seen[f"held {key}()"] = _behaviour(d, held[key], held[f"{key}()"])
+                seen[f"held {key}().n"] = _behaviour(None, held[f"{key}().n"])
+            if f"{key}.A" in held:
+                member = held[f"{key}.A"]
+                seen[f"held {key}.A"] = (member is namespace[d.name].A, member.score())
         for name, _ in m.users:
-            seen[f"{m.name}.{name}"] = observe_definition(group, m.name, name, namespace.get(name))
-    if held is None:
-        return seen
-    for key, obj in held.items():
-        if key.endswith("()") or key.endswith(".n"):
-            continue
-        module, name = key.split(".", 1)
-        if key not in seen:  # removed since: nothing to compare
-            continue
-        seen[f"held {key}"] = observe_definition(group, module, name, obj)
-        if f"{key}()" in held:
-            seen[f"held {key}()"] = observe_definition(group, module, name, obj, held[f"{key}()"])
-            seen[f"held {key}().n"] = held[f"{key}().n"](3)
+            key = f"{m.name}.{name}"
+            seen[key] = _behaviour(None, namespace.get(name))
+            if key in held:
+                seen[f"held {key}"] = _behaviour(None, held[key])
     return seen
 
 
@@ -331,18 +503,10 @@ def expected(group: Group) -> dict[str, Any]:
             mod.__package__ = package
             mod.__file__ = f"<fresh {full}>"
             sys.modules[full] = mod
-            exec(compile(render(group, m), mod.__file__, "exec"), mod.__dict__)
+            setattr(parent, m.name, mod)
+            exec(compile(render(group, m, fresh=True), mod.__file__, "exec"), mod.__dict__)
             modules[m.name] = mod
-        seen = observe(group, modules, None)
-        for key, value in list(seen.items()):
-            if " " not in key:
-                seen[f"held {key}"] = value
-        for m in group.modules:
-            for d in m.defs:
-                if d.kind == "klass":
-                    seen[f"held {m.name}.{d.name}().n"] = modules[m.name].__dict__[d.name]().n(3)
-                    seen[f"held {m.name}.{d.name}()"] = seen[f"{m.name}.{d.name}"]
-        return seen
+        return observe(group, modules, held_references(group, modules))
     finally:
         for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
             del sys.modules[name]

@@ -1,80 +1,286 @@
 """Seeded random edit sequences: held references behave like a fresh import of the sources.
 
-Each seed generates a group of modules (see ``editgen``), imports it, takes references
-the way a running program would (functions, classes, instances, bound methods, an
-importer's ``from m0 import`` copies), then applies random edits one save at a time.
-After every reload, what those references do must equal what a fresh import of the
-current sources does; after a refused edit, what the last good sources do. Every
-fourth seed uses ``dependents="reexec"``.
+Each seed generates a group of 2-4 modules (see ``editgen``), imports it, gives its kept
+state values of its own, takes references the way a running program would (functions,
+classes, instances, bound methods, enum members, kept objects, an importer's ``from m0
+import`` copies), then applies random edits one save at a time. After every reload, what
+those references do must equal what a fresh import of the current sources does (with the
+kept state the process holds); after a refused edit, what the last good sources do.
+Every fourth seed uses ``dependents="reexec"``.
 
-``pytest --edit-seeds N`` runs more seeds (CI runs 200 x 10 edits).
+CI runs ``--edit-seeds`` (200) sequences of ``--edits-per-seed`` (10) saves. ``--fuzz-long``
+runs 10,000 sequences (or ``--edit-seeds`` if more), carries on past a divergence and
+prints each as a minimal reproducer: the sequence is shrunk to the fewest saves and
+definitions that still diverge, then printed as the sources and the diffs of each save.
+``--first-seed N --edit-seeds 1`` replays one seed.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import itertools
 import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+import hotmod
+
 from . import editgen
 from .conftest import Pkg, write
 
+LONG_RUN = 10_000
+REPRODUCERS = 5  # a long run shrinks and prints at most this many divergences
+_RUNS = itertools.count(1)
 
-def _compare(actual: dict[str, Any], wanted: dict[str, Any], context: str) -> None:
+
+@dataclass
+class Failure:
+    step: int  # index of the save that diverged; -1 for the first import
+    message: str
+    results: list[str] = field(default_factory=list)  # each save's summary
+
+
+@dataclass
+class Tally:
+    sequences: int = 0
+    saves: int = 0
+    applied: int = 0
+    refused: int = 0
+    divergences: int = 0
+
+
+def _diverged(actual: dict[str, Any], wanted: dict[str, Any]) -> str | None:
     plain_actual = {k for k in actual if not k.startswith("held ")}
     plain_wanted = {k for k in wanted if not k.startswith("held ")}
-    assert plain_actual == plain_wanted, context
-    diverged = {k: (actual[k], wanted[k]) for k in actual if actual[k] != wanted[k]}
-    assert not diverged, f"{context}\ndiverged (hotmod, fresh import): {diverged}"
+    if plain_actual != plain_wanted:
+        only_hotmod, only_fresh = plain_actual - plain_wanted, plain_wanted - plain_actual
+        return f"different definitions: hotmod only {only_hotmod}, fresh import only {only_fresh}"
+    diverged = {k: (actual[k], wanted.get(k, "<missing>")) for k in actual if actual[k] != wanted.get(k)}
+    if diverged:
+        lines = "\n".join(
+            f"    {k}: hotmod {a!r}, fresh import {w!r}" for k, (a, w) in sorted(diverged.items())
+        )
+        return f"diverged:\n{lines}"
+    return None
 
 
-def run_sequence(pkg: Pkg, seed: int, edits: int) -> None:
-    rng = random.Random(seed)
-    group = editgen.generate(rng)
-    sub = f"s{seed}"
-    pkg.subpackage(sub)
-    for name, text in editgen.sources(group).items():
-        pkg.write(f"{sub}.{name}", text)
-    modules = {m.name: pkg.import_(f"{sub}.{m.name}") for m in group.modules}
-    held = editgen.held_references(group, modules)
-    # Every fourth seed re-executes importers instead of rebinding their copies.
-    dependents = "reexec" if seed % 4 == 3 else "rebind"
-    r = pkg.reloader(dependents=dependents)
-    good = group
-    history = [f"seed {seed} ({dependents})"]
-    for step in range(edits):
-        candidate, touched, what = editgen.mutate(good, rng)
-        history.append(what)
-        text = editgen.sources(candidate)
-        for name in touched:
-            source = text[name] + (editgen.SYNTAX_ERROR if what.endswith("syntax error") else "")
-            path = pkg.path(f"{sub}.{name}")
-            write(path, source)
-            r.notify(path)
-        result = r.poll()
-        context = "\n  ".join(history) + f"\n  -> {result.summary()}"
-        refused = candidate.broken is not None or what.endswith("syntax error")
-        if refused:
-            assert result.status == "aborted", context
-            # Put the good sources back so the next edit starts from them.
-            for name in touched:
-                path = pkg.path(f"{sub}.{name}")
-                write(path, editgen.sources(good)[name])
-                r.notify(path)
-            assert r.poll().status in ("noop", "ok"), context
-        else:
-            assert result.status in ("ok", "noop"), context
-            assert result.warnings == (), context
-            good = candidate
-        _compare(editgen.observe(good, modules, held), editgen.expected(good), f"{context} (step {step})")
-    pkg.reloaders.remove(r)
-    r.close()
+class Replayer:
+    """Plays sequences of saves, each into a new subpackage of ``pkg``, checking every step."""
+
+    def __init__(self, pkg: Pkg, dependents: str) -> None:
+        self.pkg = pkg
+        self.dependents = dependents
+
+    def replay(
+        self, start: editgen.Group, steps: list[editgen.Step], tally: Tally | None = None
+    ) -> Failure | None:
+        # A name never used before: hot contexts and kept objects belong to a module name.
+        play = _Play(self.pkg, f"r{next(_RUNS)}", start, self.dependents)
+        try:
+            return play.run(start, steps, tally or Tally())
+        finally:
+            play.close()
 
 
-@pytest.mark.timeout(900)  # thousands of reloads; --edit-seeds scales it further
-def test_random_edit_sequences(pkg: Pkg, request: pytest.FixtureRequest) -> None:
-    seeds = int(request.config.getoption("--edit-seeds"))
+class _Play:
+    """One sequence played into subpackage ``sub``: its files, modules and reloader."""
+
+    def __init__(self, pkg: Pkg, sub: str, start: editgen.Group, dependents: str) -> None:
+        self.pkg, self.sub = pkg, sub
+        self.directory = pkg.subpackage(sub)
+        self.disk = editgen.sources(start)
+        for name, text in self.disk.items():
+            pkg.write(f"{sub}.{name}", text)
+        self.modules = {m.name: pkg.import_(f"{sub}.{m.name}") for m in start.modules}
+        self.reloader = hotmod.Reloader(
+            self.directory,
+            backend="manual",
+            apply="manual",
+            dependents=dependents,  # type: ignore[arg-type]
+        )
+
+    def save(self, texts: dict[str, str]) -> hotmod.ReloadResult:
+        """Write every module whose source differs from the disk, as one batch."""
+        for name, text in texts.items():
+            if text != self.disk[name]:
+                path = write(self.pkg.path(f"{self.sub}.{name}"), text)
+                self.disk[name] = text
+                self.reloader.notify(path)
+        return self.reloader.poll()
+
+    def run(self, start: editgen.Group, steps: list[editgen.Step], tally: Tally) -> Failure | None:
+        editgen.keep_state(start, self.modules)
+        held = editgen.held_references(start, self.modules)
+        results: list[str] = []
+        problem = _diverged(editgen.observe(start, self.modules, held), editgen.expected(start))
+        if problem:
+            return Failure(-1, problem, results)
+        good = start
+        for i, step in enumerate(steps):
+            group = editgen.carry_state(start, step.group)
+            result = self.save(editgen.sources(group))
+            results.append(result.summary())
+            tally.saves += 1
+            if group.refused:
+                if result.status != "aborted":
+                    return Failure(i, f"a refused edit gave {result.status}, not aborted", results)
+                tally.refused += 1
+                # Put the good sources back so the next edit starts from them.
+                restored = self.save(editgen.sources(good))
+                if restored.status not in ("noop", "ok"):
+                    return Failure(i, f"restoring the good sources gave {restored.summary()}", results)
+            else:
+                if result.status not in ("ok", "noop") or result.warnings:
+                    problem = f"an edit in the promise gave {result.summary()} {result.warnings}"
+                    return Failure(i, problem, results)
+                tally.applied += 1
+                good = group
+            problem = _diverged(editgen.observe(good, self.modules, held), editgen.expected(good))
+            if problem:
+                return Failure(i, problem, results)
+        return None
+
+    def close(self) -> None:
+        self.reloader.close()
+        prefix = self.pkg.qualname(self.sub)
+        for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+            del sys.modules[name]
+        shutil.rmtree(self.directory)
+        importlib.invalidate_caches()
+
+
+def shrink(
+    replayer: Replayer, start: editgen.Group, steps: list[editgen.Step], failure: Failure
+) -> tuple[editgen.Group, list[editgen.Step], Failure]:
+    """The fewest saves and definitions that still diverge, found greedily."""
+
+    def attempt(s: editgen.Group, st: list[editgen.Step]) -> bool:
+        nonlocal start, steps, failure
+        found = replayer.replay(s, st)
+        if found is None:
+            return False
+        start, steps, failure = s, st, found
+        steps = steps[: found.step + 1]
+        return True
+
+    steps = steps[: failure.step + 1]
+    i = len(steps) - 1
+    while i >= 0:
+        if i < len(steps):
+            attempt(start, steps[:i] + steps[i + 1 :])
+        i -= 1
+    every_name = dict.fromkeys(n for g in [start, *(s.group for s in steps)] for n in editgen.names(g))
+    for name in every_name:
+        groups = [editgen.without(g, name) for g in [start, *(s.group for s in steps)]]
+        if any(g is None for g in groups):
+            continue
+        smaller = [editgen.Step(g, s.touched, s.what) for g, s in zip(groups[1:], steps, strict=True)]
+        attempt(groups[0], smaller)  # type: ignore[arg-type]
+    for module in [m.name for m in start.modules]:
+        without = [editgen.without_module(g, module) for g in [start, *(s.group for s in steps)]]
+        if any(g is None for g in without):
+            continue
+        smaller = [editgen.Step(g, s.touched, s.what) for g, s in zip(without[1:], steps, strict=True)]
+        attempt(without[0], smaller)  # type: ignore[arg-type]
+    return start, steps, failure
+
+
+def reproducer(
+    seed: int, dependents: str, start: editgen.Group, steps: list[editgen.Step], failure: Failure
+) -> str:
+    lines = [f"seed {seed} (dependents={dependents!r}), shrunk to {len(steps)} save(s)", ""]
+    disk = editgen.sources(start)
+    for name, text in disk.items():
+        lines += [f"--- {name}.py, imported at the start", text]
+    good = start
+    for i, step in enumerate(steps):
+        texts = editgen.sources(step.group)
+        lines.append(f"=== save {i + 1}: {step.what}")
+        for name, text in texts.items():
+            if text != disk[name]:
+                lines += difflib.unified_diff(
+                    disk[name].splitlines(), text.splitlines(), f"{name}.py", f"{name}.py", lineterm="", n=1
+                )
+        disk = editgen.sources(good) if step.group.refused else texts
+        good = good if step.group.refused else step.group
+        if i < len(failure.results):
+            lines.append(f"  -> {failure.results[i]}")
+    where = "the first import" if failure.step < 0 else f"save {failure.step + 1}"
+    lines += ["", f"at {where}: {failure.message}"]
+    return "\n".join(lines)
+
+
+def fuzz(
+    pkg: Pkg,
+    seeds: Iterator[int],
+    *,
+    edits: int,
+    tally: Tally,
+    report: Callable[[str], None],
+    keep_going: bool,
+) -> list[str]:
+    found: list[str] = []
+    for seed in seeds:
+        start, steps = editgen.sequence(random.Random(seed), edits)
+        # Every fourth seed re-executes importers instead of rebinding their copies.
+        dependents = "reexec" if seed % 4 == 3 else "rebind"
+        replayer = Replayer(pkg, dependents)
+        failure = replayer.replay(start, steps, tally)
+        tally.sequences += 1
+        if failure is None:
+            continue
+        tally.divergences += 1
+        if len(found) < REPRODUCERS:
+            small = shrink(replayer, start, steps, failure)
+            found.append(reproducer(seed, dependents, *small))
+            report(found[-1])
+        if not keep_going:
+            break
+    return found
+
+
+def _summary(tally: Tally, elapsed: float) -> str:
+    return (
+        f"edit-sequence fuzzer: {tally.sequences:,} sequences, {tally.saves:,} saves "
+        f"({tally.applied:,} applied, {tally.refused:,} refused and rolled back), "
+        f"{tally.divergences} divergence(s), {elapsed:.0f} s"
+    )
+
+
+@pytest.mark.timeout(900)  # thousands of reloads; --fuzz-long lifts the limit (see conftest)
+def test_random_edit_sequences(
+    pkg: Pkg, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long_run = bool(request.config.getoption("--fuzz-long"))
+    count = int(request.config.getoption("--edit-seeds"))
+    if long_run:
+        count = max(count, LONG_RUN)
+    first = int(request.config.getoption("--first-seed"))
     edits = int(request.config.getoption("--edits-per-seed"))
-    for seed in range(seeds):
-        run_sequence(pkg, seed, edits)
+
+    def report(text: str) -> None:
+        with capsys.disabled():
+            print(f"\n{text}", flush=True)
+
+    tally = Tally()
+    began = time.perf_counter()
+
+    def seeds() -> Iterator[int]:
+        for seed in range(first, first + count):
+            if long_run and seed > first and (seed - first) % 1000 == 0:
+                report(_summary(tally, time.perf_counter() - began))
+            yield seed
+
+    found = fuzz(pkg, seeds(), edits=edits, tally=tally, report=report, keep_going=long_run)
+    report(_summary(tally, time.perf_counter() - began))
+    assert tally.sequences == count or found
+    assert tally.applied > 0
+    assert tally.refused > 0
+    assert not found, f"{tally.divergences} divergence(s); the first:\n{found[0]}"
