@@ -30,6 +30,7 @@ _DICTS = (dict, weakref.WeakValueDictionary, weakref.WeakKeyDictionary)
 _SETS = (set, weakref.WeakSet)
 _IDENTITY_HASH = (object.__hash__, type.__hash__)
 _IDENTITY_EQ = (object.__eq__, type.__eq__)
+_PLAIN_HASH = (str, bytes, int, float, bool, type(None))  # hashing them runs no user code
 
 
 def sweep(subs: Substitutions, namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> int:
@@ -39,12 +40,20 @@ def sweep(subs: Substitutions, namespaces: Iterable[dict[str, Any]], classes: It
     targets = {id(target) for _, target in subs.values()}
     fixer = _Fixer(subs, targets)
     for owner in _owners(namespaces, classes):
-        for value in list(owner.values()):
+        for key, value in list(owner.items()):
             fixer.fix(value)
+            rebuilt = fixer.rebuilt(value)
+            if rebuilt is not None and type(owner) is dict:
+                owner[key] = rebuilt
+                fixer.count += 1
             inner = _instance_dict(value)
             if inner is not None:
-                for attr_value in list(inner.values()):
+                for attr, attr_value in list(inner.items()):
                     fixer.fix(attr_value)
+                    rebuilt = fixer.rebuilt(attr_value)
+                    if rebuilt is not None:
+                        inner[attr] = rebuilt
+                        fixer.count += 1
     return fixer.count
 
 
@@ -141,10 +150,31 @@ class _Fixer:
         elif isinstance(value, functools.singledispatchmethod):
             self.fix(value.dispatcher)
 
+    def rebuilt(self, value: Any) -> Any | None:
+        """A tuple or frozenset cannot be repointed in place: a copy that holds the kept
+        objects (``MARKERS = (Token,)``, nested tuples too), or None if nothing changes.
+        Only the exact built-in types: a subclass' constructor is user code."""
+        kind = type(value)
+        if kind is not tuple and kind is not frozenset:
+            return None
+        if kind is frozenset and not all(type(x) in _PLAIN_HASH or _hashed_by_identity(x) for x in value):
+            return None
+        items = []
+        changed = False
+        for item in value:
+            target = self._sub(item)
+            if target is None:
+                target = self.rebuilt(item)
+            items.append(item if target is None else target)
+            changed = changed or target is not None
+        return kind(items) if changed else None
+
     def _fix_list(self, items: list[Any]) -> None:
         changed = False
         for i, item in enumerate(items):
             target = self._sub(item)
+            if target is None:
+                target = self.rebuilt(item)
             if target is not None:
                 items[i] = target
                 self.count += 1
@@ -166,6 +196,8 @@ class _Fixer:
         changed = False
         for key, old_value in list(mapping.items()):
             value = self._sub(old_value)
+            if value is None:
+                value = self.rebuilt(old_value)
             if value is not None:
                 mapping[key] = value
                 self.count += 1

@@ -11,6 +11,7 @@ removes the names the failed run added.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,14 @@ from typing import Any
 
 from . import _hot
 from ._registries import sweep
-from ._source import Source, bound_names, compile_source, error_line, refresh_linecache
+from ._source import (
+    Source,
+    bound_names,
+    compile_source,
+    error_line,
+    imported_modules,
+    refresh_linecache,
+)
 from .errors import ReloadError
 from .patching import Patcher, PatchReport
 
@@ -158,6 +166,8 @@ def execute(units: list[Unit], before_commit: BeforeCommit | None = None) -> Out
             namespace = unit.module.__dict__
             unit.snapshot = dict(namespace)
             done.append(unit)
+            if unit.code is not None:
+                _bind_submodules(unit.module, unit.code)
             if unit.source is not None:
                 refresh_linecache(unit.source)
             try:
@@ -182,6 +192,27 @@ def execute(units: list[Unit], before_commit: BeforeCommit | None = None) -> Out
     if outcome.error is None:
         _commit(units, outcome)
     return outcome
+
+
+def _bind_submodules(package: ModuleType, code: CodeType) -> None:
+    """Give a package the submodule names its first import had when its code ran.
+
+    A first import binds ``pkg.sub`` as a side effect of ``from .sub import x``; running
+    the package's code again finds ``pkg.sub`` in ``sys.modules`` and binds nothing. A
+    package that cleans up with ``del sub`` would then raise NameError on every reload.
+    The names are set before the code runs, so the code's own ``del`` still wins. Only
+    the submodules the code imports are looked up: no scan of ``sys.modules``.
+    """
+    if not hasattr(package, "__path__"):
+        return
+    namespace = package.__dict__
+    prefix = f"{package.__name__}."
+    for name in imported_modules(code, package.__name__):
+        leaf = name[len(prefix) :].partition(".")[0]
+        if name.startswith(prefix) and leaf and leaf not in namespace:
+            module = sys.modules.get(prefix + leaf)
+            if isinstance(module, ModuleType):
+                namespace[leaf] = module
 
 
 def _commit(units: list[Unit], outcome: Outcome) -> None:

@@ -262,6 +262,7 @@ class Patcher:
 
     def _structural_change(self, old: type, new: type) -> str | None:
         old_bases = old.__bases__
+        self._merge_inline_bases(old, new)
         new_bases = tuple(self.kept.get(id(b), b) for b in new.__bases__)
         if len(old_bases) != len(new_bases) or any(
             a is not b for a, b in zip(old_bases, new_bases, strict=True)
@@ -274,6 +275,23 @@ class Patcher:
         if issubclass(old, enum.Enum) and not _same_members(old, new):
             return "its members changed"
         return None
+
+    def _merge_inline_bases(self, old: type, new: type) -> None:
+        """``class Info(namedtuple("Info", "hits misses"))`` makes its base in the class
+        statement, so every run has a new base that no module name holds. A new base
+        that is the same definition as the old one (same module, qualified name and
+        metaclass) is merged into it like a named class, so the class stays."""
+        if len(old.__bases__) != len(new.__bases__):
+            return
+        for old_base, new_base in zip(old.__bases__, new.__bases__, strict=True):
+            if old_base is new_base or id(new_base) in self.kept:
+                continue
+            if (
+                type(old_base) is type(new_base)
+                and old_base.__module__ == new_base.__module__ == old.__module__
+                and old_base.__qualname__ == new_base.__qualname__
+            ):
+                self.merge_class(old_base, new_base, f"{old.__module__}.{old.__qualname__} base")
 
     def _merge_class_dict(self, old: type, new: type, where: str) -> None:
         old_dict, new_dict = old.__dict__, new.__dict__
@@ -356,6 +374,8 @@ class Patcher:
         for kept in list(self.kept.values()):
             if isinstance(kept, type):
                 stack.extend(_class_functions(kept))
+            elif isinstance(kept, types.FunctionType):
+                stack.append(kept)  # it took the new defaults and closure contents
         while stack:
             obj = stack.pop()
             if id(obj) in done:
@@ -366,6 +386,7 @@ class Patcher:
                 continue
             if not isinstance(obj, types.FunctionType):
                 continue
+            self._repoint_defaults(obj)
             for cell in obj.__closure__ or ():
                 try:
                     value = cell.cell_contents
@@ -376,6 +397,13 @@ class Patcher:
                     cell.cell_contents = target
                 elif isinstance(value, types.FunctionType):
                     stack.append(value)
+
+    def _repoint_defaults(self, fn: types.FunctionType) -> None:
+        """``def g(key=f)`` evaluated ``f`` while this execution's twin was bound to it."""
+        if fn.__defaults__ and any(id(v) in self.kept for v in fn.__defaults__):
+            fn.__defaults__ = tuple(self.kept.get(id(v), v) for v in fn.__defaults__)
+        if fn.__kwdefaults__ and any(id(v) in self.kept for v in fn.__kwdefaults__.values()):
+            fn.__kwdefaults__ = {k: self.kept.get(id(v), v) for k, v in fn.__kwdefaults__.items()}
 
     def _rebase(self, cls: type) -> None:
         """A replaced class derives from the kept bases, not from their discarded twins."""

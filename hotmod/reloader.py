@@ -466,7 +466,7 @@ class Reloader:
             return 0
         by_name: dict[str, tuple[object, object]] = {name: (old, new) for name, old, new in changes}
         count = 0
-        for name, namespace in self._importer_namespaces(reloaded):
+        for name, namespace in self._importer_namespaces():
             for key, value in list(namespace.items()):
                 hit = by_name.get(key)
                 if hit is None or hit[0] is not value:
@@ -479,11 +479,13 @@ class Reloader:
                 count += 1
         return count
 
-    def _importer_namespaces(self, reloaded: set[str]) -> Iterable[tuple[str | None, dict[str, object]]]:
-        """(module name, globals) of the other tracked modules; (None, namespace) for added ones."""
+    def _importer_namespaces(self) -> Iterable[tuple[str | None, dict[str, object]]]:
+        """(module name, globals) of the tracked modules; (None, namespace) for added ones.
+
+        The batch's own modules are included: one that ran before the module it imports
+        from (a package and its submodules import each other) copied the old value.
+        """
         for name in list(self._registry.path_by_name):
-            if name in reloaded:
-                continue
             module = sys.modules.get(name)
             if isinstance(module, ModuleType):
                 yield name, module.__dict__

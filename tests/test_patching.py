@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Pkg, edit
+from .conftest import Pkg, edit, write
 
 
 def test_s1_class_identity_survives(pkg: Pkg) -> None:
@@ -411,3 +411,87 @@ def test_aborted_reload_leaves_objects_untouched(pkg: Pkg) -> None:
     assert result.status == "aborted"
     assert (obj.m(), f(), mod.f()) == (1, 1, 1)
     assert mod.f is f
+
+
+def test_defaults_and_tuples_point_at_the_kept_objects(pkg: Pkg) -> None:
+    """``def g(key=f)`` and ``MARK = (K,)`` are evaluated while this run's new ``f`` and
+    ``K`` are bound; once those are merged into the kept objects, nothing may still hold
+    the discarded twins (``pickle`` refuses a class that is not the module's own)."""
+    v1 = (
+        "class K(tuple):\n    pass\n"
+        "def f():\n    return 1\n"
+        "def g(key=f):\n    return key\n"
+        "def kw(*, key=f):\n    return key\n"
+        "class A:\n    def m(self, kind=K):\n        return kind\n"
+        "MARK = (K,)\nNESTED = [(f, (K,))]\nFROZEN = frozenset([f, K])\n"
+    )
+    mod = pkg.module("defaults", v1)
+    f, k = mod.f, mod.K
+    r = pkg.reloader()
+    result = edit(r, pkg.path("defaults"), v1.replace("return 1", "return 2"))
+    assert result.status == "ok"
+    assert mod.f is f
+    assert mod.K is k
+    assert mod.g() is f
+    assert mod.kw() is f
+    assert mod.A().m() is k
+    assert mod.MARK[0] is k
+    assert mod.NESTED[0][0] is f
+    assert mod.NESTED[0][1][0] is k
+    assert frozenset([f, k]) == mod.FROZEN
+    assert pickle.loads(pickle.dumps(mod.MARK)) == (k,)
+
+
+def test_a_class_whose_base_is_made_in_the_class_statement_stays(pkg: Pkg) -> None:
+    v1 = (
+        "import collections\n"
+        "class Info(collections.namedtuple('Info', 'hits misses')):\n"
+        "    __slots__ = ()\n"
+        "    def ratio(self):\n        return self.hits / (self.hits + self.misses)\n"
+    )
+    mod = pkg.module("inline_base", v1)
+    held = mod.Info(1, 3)
+    cls = mod.Info
+    r = pkg.reloader()
+    result = edit(r, pkg.path("inline_base"), v1.replace("self.hits / (", "2 * self.hits / ("))
+    assert result.status == "ok"
+    assert result.warnings == ()
+    assert result.classes_replaced == 0
+    assert mod.Info is cls
+    assert isinstance(held, mod.Info)
+    assert held.ratio() == 0.5
+
+
+def test_a_package_that_deletes_a_submodule_name_reloads(pkg: Pkg) -> None:
+    """A first import binds ``package.sub`` while ``from .sub import x`` runs; running the
+    package again must see the same, or its own ``del sub`` raises NameError."""
+    pkg.subpackage("tidy")
+    pkg.write("tidy.sub", "def x():\n    return 1\n")
+    init = "from .sub import x\ndel sub\nVERSION = 1\n"
+    pkg.write("tidy.__init__", init)
+    package = pkg.import_("tidy")
+    r = pkg.reloader()
+    result = edit(r, pkg.path("tidy.__init__"), init.replace("VERSION = 1", "VERSION = 2"))
+    assert result.status == "ok", result.error
+    assert package.VERSION == 2
+    assert "sub" not in vars(package)
+    assert package.x() == 1
+
+
+def test_a_module_of_the_batch_that_copied_an_old_value_is_rebound(pkg: Pkg) -> None:
+    """A package and its submodules edited together: a submodule that runs before its
+    package copies the package's old value (an instance, which is never merged)."""
+    pkg.subpackage("app")
+    pkg.write("app.core", "import functools\nthing = functools.partial(int, base=2)\n")
+    pkg.write("app.sub", f"from {pkg.name}.app import thing\n")
+    pkg.write("app.__init__", "from .core import thing\nfrom . import sub\n")
+    package = pkg.import_("app")
+    core, sub = pkg.import_("app.core"), pkg.import_("app.sub")
+    r = pkg.reloader()
+    for name in ("app.core", "app.sub", "app.__init__"):
+        write(pkg.path(name), "# edited\n" + pkg.path(name).read_text())
+        r.notify(pkg.path(name))
+    result = r.poll()
+    assert result.status == "ok", result.error
+    assert package.thing is core.thing
+    assert sub.thing is core.thing
