@@ -152,6 +152,9 @@ class _Play:
         prefix = self.pkg.qualname(self.sub)
         for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
             del sys.modules[name]
+        # The parent package holds its imported subpackage too: ten thousand sequences
+        # must not keep ten thousand groups of modules alive.
+        vars(sys.modules[self.pkg.name]).pop(self.sub, None)
         shutil.rmtree(self.directory)
         importlib.invalidate_caches()
 
