@@ -56,6 +56,10 @@ _HEALTH_EVERY = 1.0
 # File timestamps come from the kernel's coarse clock, a few milliseconds behind.
 _CLOCK_SLACK_NS = 50_000_000
 
+# A read failing with one of these means the file is not there: deleted, or its folder
+# replaced by a file.
+_GONE = (FileNotFoundError, NotADirectoryError)
+
 
 @dataclass(slots=True)
 class _FileState:
@@ -279,7 +283,18 @@ class Reloader:
 
     def notify(self, *paths: str | os.PathLike[str]) -> None:
         """Tell the reloader these files changed (the manual backend's only input)."""
-        self._queue.push((Path(os.path.realpath(os.fspath(p))) for p in paths), settled=True)
+        found: list[Path] = []
+        for p in paths:
+            absolute = os.path.abspath(os.fspath(p))
+            real = os.path.realpath(absolute)
+            found.append(Path(real))
+            # A tracked file that became a dangling symlink resolves to its missing target:
+            # name it the way it is tracked too (its folder resolved, not itself), or the
+            # change would go unheard. A name that is not tracked is ignored.
+            own = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
+            if own != real:
+                found.append(Path(own))
+        self._queue.push(found, settled=True)
 
     # -- applying ----------------------------------------------------------------------
 
@@ -341,13 +356,20 @@ class Reloader:
             return _IDLE
         sources: dict[Path, Source] = {}
         failures: list[tuple[Path, OSError]] = []
-        for path in sorted(set(batch) | self._dirty):
+        changed = set(batch)
+        for path in sorted(changed | self._dirty):
             state = self._files[path]
             try:
                 source = self._read(path)
             except OSError as exc:
+                if path not in changed:
+                    # Carried over from the poll that reported it: it joins a batch again
+                    # once it can be read, and meanwhile holds up no other file's edit.
+                    continue
                 if self._should_wait(path, waited, state):
                     continue
+                if isinstance(exc, _GONE):
+                    state.missing = True  # each of them: files deleted together are reported once
                 failures.append((path, exc))
                 continue
             if source.empty and self._should_wait(path, waited, state):
@@ -543,7 +565,7 @@ class Reloader:
 
     def _read_failure(self, path: Path, exc: OSError, name: str) -> ReloadResult:
         state = self._files.get(path)
-        if isinstance(exc, FileNotFoundError):
+        if isinstance(exc, _GONE):
             if state is not None:
                 state.missing = True
             reason = "was deleted; the loaded version keeps running"
