@@ -4,6 +4,10 @@ Only folders that hold tracked modules are watched, one non-recursive watch each
 project inside a large tree (or beside a virtualenv) costs a handful of inotify watches.
 A folder whose watch cannot be placed (the per-user inotify limit, a permission) is
 announced with a warning and polled instead: never silent partial coverage.
+
+A watch belongs to the folder it was placed on, not to its path. A watched folder that is
+deleted and made again, or renamed away with another one put in its place (a checkout, a
+sync tool, a build step), is found by the health check and watched again.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import sys
 import threading
 import warnings
@@ -79,6 +84,15 @@ def _tell_overflows(observer: BaseObserver, on_overflow: Callable[[], None]) -> 
     reader.handle_event = handle_event
 
 
+def _identity(directory: Path) -> tuple[int, int] | None:
+    """The folder at ``directory`` now, as (device, inode); None when there is none."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(
         self, queue: ChangeQueue, accept_name: Callable[[str], bool], tracked: dict[Path, set[Path]]
@@ -121,6 +135,9 @@ class WatchdogWatcher:
         self._files_in: dict[Path, set[Path]] = {}
         self._handler = _Handler(queue, accept_name, self._files_in)
         self._watches: dict[Path, ObservedWatch] = {}
+        # folder -> the folder its watch was placed on (None: none was there; the health
+        # check watches one when it appears). Folders that could not be watched are not here.
+        self._placed: dict[Path, tuple[int, int] | None] = {}
         self._fallback = PollingWatcher(queue)
 
     @property
@@ -132,9 +149,9 @@ class WatchdogWatcher:
         with self._lock:
             files = self._files_in.setdefault(directory, set())
             files.add(path)
-            if self._observer is not None and directory not in self._watches:
+            if self._observer is not None and directory not in self._placed:
                 self._watch(directory)
-            if directory not in self._watches and self._observer is not None:
+            if directory not in self._placed and self._observer is not None:
                 self._fallback.add(path)
 
     def discard(self, path: Path) -> None:
@@ -147,16 +164,24 @@ class WatchdogWatcher:
             files.discard(path)
             if not files:
                 del self._files_in[directory]
+                self._placed.pop(directory, None)
                 watch = self._watches.pop(directory, None)
                 if watch is not None and self._observer is not None:
                     self._observer.unschedule(watch)
 
     def _watch(self, directory: Path) -> None:
         assert self._observer is not None
+        # Taken before the watch is placed: a folder replaced in between costs one restart.
+        identity = _identity(directory)
+        if identity is None:
+            # Not there (being replaced, or its package removed): nothing to watch or poll.
+            self._placed[directory] = None
+            return
         try:
             self._watches[directory] = self._observer.schedule(
                 self._handler, str(directory), recursive=False, event_filter=EVENT_FILTER
             )
+            self._placed[directory] = identity
         except OSError as exc:
             message = (
                 f"hotmod cannot watch {directory} ({exc.strerror or exc}); polling its "
@@ -183,6 +208,7 @@ class WatchdogWatcher:
         observer.start()
         self._observer = observer
         self._watches.clear()
+        self._placed.clear()
         for directory in list(self._files_in):
             self._watch(directory)
 
@@ -198,15 +224,45 @@ class WatchdogWatcher:
         self._queue.push(files, settled=True)  # contents are compared: only real edits apply
 
     def ensure_running(self) -> bool:
-        """Restart the observer if one of its threads died; True when it had to."""
+        """Restart the observer if one of its threads died or a watched folder was replaced;
+        True when it had to (and a rescan is queued).
+
+        A folder missing right now is left alone until one appears at its path (deleting a
+        folder also ends the thread that watched it).
+        """
         with self._lock:
             observer = self._observer
-            if observer is None or (observer.is_alive() and all(e.is_alive() for e in observer.emitters)):
+            if observer is None:
                 return False
-            logger.warning(
-                "hotmod: the file watcher thread stopped unexpectedly; restarting it and comparing "
-                "every tracked file"
-            )
+            now = {directory: _identity(directory) for directory in self._placed}
+            replaced = [
+                d for d, identity in now.items() if identity is not None and identity != self._placed[d]
+            ]
+            if replaced:
+                logger.warning(
+                    "hotmod: watched folder %s was replaced (deleted or moved away, then made again); "
+                    "watching the new one and comparing every tracked file",
+                    ", ".join(str(d) for d in sorted(replaced)),
+                )
+            elif not observer.is_alive():
+                logger.warning(
+                    "hotmod: the file watcher thread stopped unexpectedly; restarting it and comparing "
+                    "every tracked file"
+                )
+            else:
+                ended = sorted(
+                    Path(emitter.watch.path)
+                    for emitter in observer.emitters
+                    if not emitter.is_alive() and now.get(Path(emitter.watch.path), ()) is not None
+                )
+                if not ended:
+                    return False
+                # A folder deleted and made again may get its old inode number back.
+                logger.warning(
+                    "hotmod: the watch on %s ended (its folder deleted and made again, or its thread "
+                    "failed); watching it again and comparing every tracked file",
+                    ", ".join(str(d) for d in ended),
+                )
             with contextlib.suppress(Exception):  # it is dead or dying: do not wait on it
                 observer.stop()
             self._start_locked()
@@ -217,6 +273,7 @@ class WatchdogWatcher:
         with self._lock:
             observer, self._observer = self._observer, None
             self._watches.clear()
+            self._placed.clear()
             for files in self._files_in.values():
                 for file in files:
                     self._fallback.discard(file)
