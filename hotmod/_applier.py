@@ -12,6 +12,9 @@ logger = logging.getLogger(__name__)
 
 Listener = Callable[[ReloadResult], object]
 
+# How long stop() waits for the thread to finish what it is doing (a reload, a listener).
+STOP_TIMEOUT = 10.0
+
 
 class Listeners:
     """Callbacks told of every result that did something; one that raises stays subscribed."""
@@ -34,7 +37,9 @@ class Listeners:
         for listener in list(self._items):
             try:
                 listener(result)
-            except Exception:
+            except (Exception, SystemExit):
+                # SystemExit too: on the applying thread it would end that thread silently,
+                # and the listeners after this one would not hear of the result.
                 logger.exception("hotmod listener %r raised; it stays subscribed", listener)
 
     def clear(self) -> None:
@@ -61,7 +66,9 @@ class ApplyThread:
 
     def start(self) -> None:
         if self._thread is None:
-            self.stopping.clear()
+            # A new event for each thread: one that outlived stop() (held by a listener or
+            # by module code that does not return) keeps its own stop request.
+            self.stopping = threading.Event()
             self._thread = threading.Thread(
                 target=self._loop, args=(self.stopping,), name=self._name, daemon=True
             )
@@ -72,5 +79,12 @@ class ApplyThread:
         self.stopping.set()
         self._wake()
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
+            thread.join(timeout=STOP_TIMEOUT)
+            if thread.is_alive():
+                logger.warning(
+                    "hotmod: thread %s did not stop within %g s (a listener or module code that "
+                    "does not return?); it ends once that returns",
+                    self._name,
+                    STOP_TIMEOUT,
+                )
         self._thread = None

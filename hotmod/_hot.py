@@ -254,7 +254,9 @@ def run_hooks(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> 
         context._disposing = kind == "dispose"  # it sees its own version's generation
         try:
             handler(context.data)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
+            # As for module code: sys.exit() in a hook must not end the applying thread,
+            # nor leave the reload half committed. Ctrl-C still propagates.
             where = _where(handler)
             label = getattr(handler, "__qualname__", repr(handler))
             message = f"{module.__name__}: {kind} hook {label} ({where}) raised {type(exc).__name__}: {exc}"
