@@ -30,6 +30,8 @@ _DICTS = (dict, weakref.WeakValueDictionary, weakref.WeakKeyDictionary)
 _SETS = (set, weakref.WeakSet)
 _IDENTITY_HASH = (object.__hash__, type.__hash__)
 _IDENTITY_EQ = (object.__eq__, type.__eq__)
+# The standard library, and hotmod's own bookkeeping (which holds versions on purpose).
+_NOT_REGISTRIES = frozenset({*sys.stdlib_module_names, __name__.partition(".")[0]})
 _PLAIN_HASH = (str, bytes, int, float, bool, type(None))  # hashing them runs no user code
 
 
@@ -74,7 +76,7 @@ def _owners(namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> It
         except (KeyError, TypeError):
             pass
         found = None
-        if isinstance(name, str) and name.partition(".")[0] not in sys.stdlib_module_names:
+        if isinstance(name, str) and name.partition(".")[0] not in _NOT_REGISTRIES:
             module = sys.modules.get(name)
             found = module.__dict__ if isinstance(module, types.ModuleType) else None
         looked_up[name] = found
@@ -106,7 +108,10 @@ def _owners(namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> It
 
 def _instance_dict(value: Any) -> dict[str, Any] | None:
     """The attributes of a plain instance (a registry object), never running user code."""
-    if isinstance(value, (type, types.ModuleType, types.FunctionType, list, dict, set)):
+    # Containers are fixed through their own API. A weak container's ``data`` must never
+    # be walked directly: the collector drops its entries at any moment, which the
+    # container's own iteration guards against and a plain walk does not.
+    if isinstance(value, (type, types.ModuleType, types.FunctionType, list, dict, set, *_DICTS, *_SETS)):
         return None
     try:
         inner = object.__getattribute__(value, "__dict__")

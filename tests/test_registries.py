@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import weakref
 
+from hotmod._registries import _instance_dict
+
 from .conftest import Pkg, edit
 
 PLUGINS = """
@@ -155,3 +157,18 @@ def test_sweep_leaves_unrelated_containers_alone(pkg: Pkg) -> None:
     r = pkg.reloader()
     assert edit(r, pkg.path("data"), "items = []\ndef f():\n    return 2\n").ok
     assert mod.extra["k"] is ref()
+
+
+def test_sweep_never_walks_a_weak_containers_own_storage() -> None:
+    """A weak container's entries vanish whenever the collector runs; walking its ``data``
+    dict directly (instead of through the container, which guards its iteration) raised
+    "dictionary changed size during iteration" in the middle of a commit."""
+    assert _instance_dict(weakref.WeakKeyDictionary()) is None
+    assert _instance_dict(weakref.WeakValueDictionary()) is None
+    assert _instance_dict(weakref.WeakSet()) is None
+
+    class Registry:
+        def __init__(self) -> None:
+            self.handlers: dict[str, object] = {}
+
+    assert _instance_dict(Registry()) == {"handlers": {}}
