@@ -20,7 +20,7 @@ import functools
 import sys
 import types
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 # id(object) -> (object, what stands in its place now)
@@ -41,12 +41,12 @@ def sweep(subs: Substitutions, namespaces: Iterable[dict[str, Any]], classes: It
         return 0
     targets = {id(target) for _, target in subs.values()}
     fixer = _Fixer(subs, targets)
-    for owner in _owners(namespaces, classes):
+    for owner, assign in _owners(namespaces, classes):
         for key, value in list(owner.items()):
             fixer.fix(value)
             rebuilt = fixer.rebuilt(value)
-            if rebuilt is not None and type(owner) is dict:
-                owner[key] = rebuilt
+            if rebuilt is not None:
+                assign(key, rebuilt)
                 fixer.count += 1
             inner = _instance_dict(value)
             if inner is not None:
@@ -59,13 +59,21 @@ def sweep(subs: Substitutions, namespaces: Iterable[dict[str, Any]], classes: It
     return fixer.count
 
 
-def _owners(namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> Iterator[Mapping[str, Any]]:
+def _owners(
+    namespaces: Iterable[dict[str, Any]], classes: Iterable[type]
+) -> Iterator[tuple[Mapping[str, Any], Callable[[str, Any], None]]]:
+    """The namespaces to sweep, each with how to rebind one of its names (a class' own
+    ``__dict__`` is read-only: ``type.__setattr__`` sets it without a metaclass' hook)."""
     seen: set[int] = set()
 
-    def once(mapping: Mapping[str, Any]) -> bool:
-        if id(mapping) in seen:
+    def once(owner: object) -> bool:
+        """Whether ``owner`` (a namespace dict, or a class) comes up for the first time.
+
+        A class is its own key: each ``klass.__dict__`` is a new proxy, whose id the next
+        one may reuse once it is freed."""
+        if id(owner) in seen:
             return False
-        seen.add(id(mapping))
+        seen.add(id(owner))
         return True
 
     looked_up: dict[object, dict[str, Any] | None] = {}
@@ -84,7 +92,7 @@ def _owners(namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> It
 
     for namespace in list(namespaces):
         if once(namespace):
-            yield namespace
+            yield namespace, namespace.__setitem__
         # The modules this one takes names from: where its decorators' registries live.
         for value in list(namespace.values()):
             if isinstance(value, types.ModuleType):
@@ -94,16 +102,16 @@ def _owners(namespaces: Iterable[dict[str, Any]], classes: Iterable[type]) -> It
             else:
                 other = module_dict(getattr(type(value), "__module__", None))
             if other is not None and once(other):
-                yield other
+                yield other, other.__setitem__
     for cls in classes:
         for klass in cls.__mro__:
             if klass is object:
                 continue
-            if once(klass.__dict__):
-                yield klass.__dict__
+            if once(klass):
+                yield klass.__dict__, functools.partial(type.__setattr__, klass)
             other = module_dict(klass.__module__)
             if other is not None and once(other):
-                yield other
+                yield other, other.__setitem__
 
 
 def _instance_dict(value: Any) -> dict[str, Any] | None:

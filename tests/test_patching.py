@@ -422,7 +422,7 @@ def test_defaults_and_tuples_point_at_the_kept_objects(pkg: Pkg) -> None:
         "def f():\n    return 1\n"
         "def g(key=f):\n    return key\n"
         "def kw(*, key=f):\n    return key\n"
-        "class A:\n    def m(self, kind=K):\n        return kind\n"
+        "class A:\n    KINDS = (K, f)\n    def m(self, kind=K):\n        return kind\n"
         "MARK = (K,)\nNESTED = [(f, (K,))]\nFROZEN = frozenset([f, K])\n"
     )
     mod = pkg.module("defaults", v1)
@@ -435,6 +435,8 @@ def test_defaults_and_tuples_point_at_the_kept_objects(pkg: Pkg) -> None:
     assert mod.g() is f
     assert mod.kw() is f
     assert mod.A().m() is k
+    assert mod.A.KINDS == (k, f)
+    assert mod.A.KINDS[0] is k
     assert mod.MARK[0] is k
     assert mod.NESTED[0][0] is f
     assert mod.NESTED[0][1][0] is k
