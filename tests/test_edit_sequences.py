@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import itertools
+import linecache
 import random
 import shutil
 import sys
@@ -155,7 +156,11 @@ class _Play:
         # The parent package holds its imported subpackage too: ten thousand sequences
         # must not keep ten thousand groups of modules alive.
         vars(sys.modules[self.pkg.name]).pop(self.sub, None)
+        # Each finder cached for a removed folder would make every later
+        # ``importlib.invalidate_caches()`` (one per save) a little slower.
+        sys.path_importer_cache.pop(str(self.directory), None)
         shutil.rmtree(self.directory)
+        linecache.checkcache()  # the source lines kept for tracebacks of the removed files
         importlib.invalidate_caches()
 
 
