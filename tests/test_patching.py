@@ -435,7 +435,7 @@ def test_defaults_and_tuples_point_at_the_kept_objects(pkg: Pkg) -> None:
     assert mod.g() is f
     assert mod.kw() is f
     assert mod.A().m() is k
-    assert mod.A.KINDS == (k, f)
+    assert (k, f) == mod.A.KINDS
     assert mod.A.KINDS[0] is k
     assert mod.MARK[0] is k
     assert mod.NESTED[0][0] is f
