@@ -119,7 +119,7 @@ def _instance_dict(value: Any) -> dict[str, Any] | None:
     # Containers are fixed through their own API. A weak container's ``data`` must never
     # be walked directly: the collector drops its entries at any moment, which the
     # container's own iteration guards against and a plain walk does not.
-    if isinstance(value, (type, types.ModuleType, types.FunctionType, list, dict, set, *_DICTS, *_SETS)):
+    if isinstance(value, (type, types.ModuleType, types.FunctionType, list, *_DICTS, *_SETS)):
         return None
     try:
         inner = object.__getattribute__(value, "__dict__")

@@ -239,6 +239,7 @@ class Patcher:
     def merge_class(self, old: type, new: type, where: str) -> type:
         if id(old) in self._seen:
             return old
+        self._merge_inline_bases(old, new)  # before the bases are compared
         reason = self._structural_change(old, new)
         if reason is not None:
             self.replaced[id(old)] = (old, new)
@@ -262,7 +263,6 @@ class Patcher:
 
     def _structural_change(self, old: type, new: type) -> str | None:
         old_bases = old.__bases__
-        self._merge_inline_bases(old, new)
         new_bases = tuple(self.kept.get(id(b), b) for b in new.__bases__)
         if len(old_bases) != len(new_bases) or any(
             a is not b for a, b in zip(old_bases, new_bases, strict=True)
