@@ -16,6 +16,7 @@ objects hashed by identity (classes with a plain metaclass, functions) are re-ke
 
 from __future__ import annotations
 
+import enum
 import functools
 import sys
 import types
@@ -43,6 +44,11 @@ def sweep(subs: Substitutions, namespaces: Iterable[dict[str, Any]], classes: It
     fixer = _Fixer(subs, targets)
     for owner, assign in _owners(namespaces, classes):
         for key, value in list(owner.items()):
+            target = fixer.sub(value)
+            if target is not None:  # a name or class attribute the merge did not bind back
+                assign(key, target)
+                fixer.count += 1
+                continue
             fixer.fix(value)
             rebuilt = fixer.rebuilt(value)
             if rebuilt is not None:
@@ -97,10 +103,12 @@ def _owners(
         for value in list(namespace.values()):
             if isinstance(value, types.ModuleType):
                 other = module_dict(value.__dict__.get("__name__"))
-            elif isinstance(value, (types.FunctionType, type)):
-                other = module_dict(getattr(value, "__module__", None))
+            elif isinstance(value, type):
+                other = module_dict(class_module(value))
+            elif isinstance(value, types.FunctionType):
+                other = module_dict(value.__module__)
             else:
-                other = module_dict(getattr(type(value), "__module__", None))
+                other = module_dict(class_module(type(value)))
             if other is not None and once(other):
                 yield other, other.__setitem__
     for cls in classes:
@@ -109,7 +117,7 @@ def _owners(
                 continue
             if once(klass):
                 yield klass.__dict__, functools.partial(type.__setattr__, klass)
-            other = module_dict(klass.__module__)
+            other = module_dict(class_module(klass))
             if other is not None and once(other):
                 yield other, other.__setitem__
 
@@ -135,7 +143,7 @@ class _Fixer:
         self.count = 0
         self._done: set[int] = set()
 
-    def _sub(self, item: Any) -> Any:
+    def sub(self, item: Any) -> Any:
         hit = self.subs.get(id(item))
         return hit[1] if hit is not None and hit[0] is item else None
 
@@ -170,12 +178,12 @@ class _Fixer:
         kind = type(value)
         if kind is not tuple and kind is not frozenset:
             return None
-        if kind is frozenset and not all(type(x) in _PLAIN_HASH or _hashed_by_identity(x) for x in value):
+        if kind is frozenset and not all(safe_key(x) for x in value):
             return None
         items = []
         changed = False
         for item in value:
-            target = self._sub(item)
+            target = self.sub(item)
             if target is None:
                 target = self.rebuilt(item)
             items.append(item if target is None else target)
@@ -185,7 +193,7 @@ class _Fixer:
     def _fix_list(self, items: list[Any]) -> None:
         changed = False
         for i, item in enumerate(items):
-            target = self._sub(item)
+            target = self.sub(item)
             if target is None:
                 target = self.rebuilt(item)
             if target is not None:
@@ -208,7 +216,7 @@ class _Fixer:
     def _fix_dict(self, mapping: Any) -> bool:
         changed = False
         for key, old_value in list(mapping.items()):
-            value = self._sub(old_value)
+            value = self.sub(old_value)
             if value is None:
                 value = self.rebuilt(old_value)
             if value is not None:
@@ -217,8 +225,8 @@ class _Fixer:
                 changed = True
             else:
                 value = old_value
-            new_key = self._sub(key)
-            if new_key is not None and _hashed_by_identity(key) and _hashed_by_identity(new_key):
+            new_key = self.sub(key)
+            if new_key is not None and safe_key(key) and safe_key(new_key):
                 del mapping[key]
                 mapping[new_key] = value  # the entry the new code made wins
                 self.count += 1
@@ -227,8 +235,8 @@ class _Fixer:
 
     def _fix_set(self, items: Any) -> None:
         for item in list(items):
-            target = self._sub(item)
-            if target is not None and _hashed_by_identity(item) and _hashed_by_identity(target):
+            target = self.sub(item)
+            if target is not None and safe_key(item) and safe_key(target):
                 items.discard(item)
                 items.add(target)
                 self.count += 1
@@ -236,7 +244,39 @@ class _Fixer:
 
 def _hashed_by_identity(obj: Any) -> bool:
     kind: Any = type(obj)
-    return kind.__hash__ in _IDENTITY_HASH and kind.__eq__ in _IDENTITY_EQ
+    return _is_any(kind.__hash__, _IDENTITY_HASH) and _is_any(kind.__eq__, _IDENTITY_EQ)
+
+
+def _is_any(obj: object, candidates: Iterable[object]) -> bool:
+    return any(obj is c for c in candidates)
+
+
+# An enum member hashes by its name (or as its ``int``/``str`` mixin) and compares by
+# identity (or as its mixin): no user code, unless its class overrides either.
+_ENUM_HASH = (enum.Enum.__hash__, int.__hash__, str.__hash__)
+_ENUM_EQ = (object.__eq__, int.__eq__, str.__eq__)
+
+
+def safe_key(obj: Any) -> bool:
+    """Whether hashing and comparing ``obj`` (as a dict key, a set item) runs no user code."""
+    kind: Any = type(obj)
+    if any(kind is t for t in _PLAIN_HASH) or _hashed_by_identity(obj):
+        return True
+    return (
+        isinstance(obj, enum.Enum) and _is_any(kind.__hash__, _ENUM_HASH) and _is_any(kind.__eq__, _ENUM_EQ)
+    )
+
+
+def class_module(cls: type) -> object:
+    """The module a class was made in, from its own ``__dict__``: a metaclass may define
+    ``__module__`` as a property, which ``cls.__module__`` would run instead."""
+    try:
+        return _TYPE_MODULE.__get__(cls, type(cls))
+    except AttributeError:
+        return None
+
+
+_TYPE_MODULE: Any = type.__dict__["__module__"]
 
 
 # Every ``functools.singledispatch`` function runs this one code object.

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ._registries import dispatch_registry, is_singledispatch
+from ._registries import class_module, dispatch_registry, is_singledispatch, safe_key
 
 # Class attributes that describe the class object itself, never copied or deleted.
 _CLASS_INTERNALS = frozenset(
@@ -65,6 +65,8 @@ class Patcher:
     _seen: set[int] = field(default_factory=set)
     # the discarded twins, alive until the commit ends so no ``id`` in ``kept`` is reused
     _twins: list[Any] = field(default_factory=list)
+    # module name -> its namespace: a function defined by its code has these globals
+    _namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- entry point ---------------------------------------------------------------
 
@@ -76,6 +78,7 @@ class Patcher:
         names: Iterable[str],
     ) -> None:
         """Bind each name back to its old object, updated, wherever that is possible."""
+        self._namespaces[module_name] = namespace
         for name in names:
             if name not in namespace or name not in snapshot:
                 continue
@@ -85,7 +88,7 @@ class Patcher:
             kept = self.merge(old, new, module_name, f"{module_name}.{name}")
             if kept is not new:
                 namespace[name] = kept
-            elif _defines(old, name, module_name) and not _defines(new, name, module_name):
+            elif self._defines(old, name, module_name) and not self._defines(new, name, module_name):
                 self.report.warnings.append(
                     f"{module_name}.{name} is no longer defined by a plain def/class statement "
                     f"(it is now {getattr(new, '__qualname__', type(new).__name__)}); references "
@@ -108,17 +111,17 @@ class Patcher:
         if id(new) in self.kept:
             return self.kept[id(new)]
         if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
-            if _same_definition(old, new, module_name):
+            if self._same_definition(old, new, module_name):
                 if is_singledispatch(old) and is_singledispatch(new):
                     return self.merge_singledispatch(old, new, module_name, where)
                 return self.merge_function(old, new, where)
         elif isinstance(old, type) and isinstance(new, type):
-            if _same_definition(old, new, module_name):
+            if self._same_definition(old, new, module_name):
                 return self.merge_class(old, new, where)
         elif _is_cache_wrapper(old) and _is_cache_wrapper(new):
             inner_old, inner_new = old.__wrapped__, new.__wrapped__
             if isinstance(inner_old, types.FunctionType) and isinstance(inner_new, types.FunctionType):
-                if _same_definition(inner_old, inner_new, module_name):
+                if self._same_definition(inner_old, inner_new, module_name):
                     if self.merge_function(inner_old, inner_new, where) is inner_old:
                         old.cache_clear()  # results of the old body must not be served
                         self._keep(new, old)
@@ -128,6 +131,53 @@ class Patcher:
     def _keep(self, new: Any, old: Any) -> None:
         self.kept[id(new)] = old
         self._twins.append(new)
+
+    def _owned(self, obj: Any, module_name: str) -> bool:
+        """Whether ``module_name``'s own code made ``obj``.
+
+        A class says so in its own ``__dict__`` (never through a metaclass, whose
+        ``__module__`` may be a property); a function by its ``__module__``, or by its
+        globals or its code's file, because ``functools.wraps`` copies another module's
+        ``__module__`` onto a wrapper this module defines.
+        """
+        namespace = self._namespaces.get(module_name)
+        if isinstance(obj, type):
+            module = class_module(obj)
+            if isinstance(module, str) or namespace is None:
+                return module == module_name
+            # A metaclass whose body defines ``__module__`` (as a property) has no
+            # module name of its own: its functions' globals say where it was written.
+            return any(
+                fn.__globals__ is namespace
+                for member in list(obj.__dict__.values())
+                for fn in _class_functions_of(member)
+            )
+        if not isinstance(obj, types.FunctionType):
+            return False
+        if obj.__module__ == module_name:  # also a library's wrapper (``singledispatch``)
+            return True
+        if namespace is None:
+            return False
+        if obj.__globals__ is namespace:
+            return True
+        filename = namespace.get("__file__")
+        return isinstance(filename, str) and obj.__code__.co_filename == filename
+
+    def _same_definition(self, old: Any, new: Any, module_name: str) -> bool:
+        """Same name, defined in this module: the edit of one definition, not an alias."""
+        return bool(
+            self._owned(old, module_name)
+            and self._owned(new, module_name)
+            and old.__qualname__ == new.__qualname__
+        )
+
+    def _defines(self, obj: Any, name: str, module_name: str) -> bool:
+        """``obj`` is what ``def name``/``class name`` at the top of the module created."""
+        return (
+            isinstance(obj, (types.FunctionType, type))
+            and getattr(obj, "__qualname__", None) == name
+            and self._owned(obj, module_name)
+        )
 
     def substitutions(self) -> dict[int, tuple[Any, Any]]:
         """id -> (object, what stands in its place now): discarded twins and replaced definitions."""
@@ -253,6 +303,13 @@ class Patcher:
         self._seen.add(id(old))
         self._keep(new, old)
         if issubclass(old, enum.Enum):
+            # Every reference the new run took to a member (``MISSING = Sentinel.MISSING``,
+            # defaults, dict keys, other modules' imports) ends on the kept member.
+            old_members = old.__dict__.get("_member_map_", {})
+            for name, member in new.__dict__.get("_member_map_", {}).items():
+                kept_member = old_members.get(name)
+                if kept_member is not None and id(member) not in self.kept:
+                    self._keep(member, kept_member)
             self._merge_enum_methods(old, new, where)
         else:
             self._merge_class_dict(old, new, where)
@@ -272,7 +329,7 @@ class Patcher:
             return "its metaclass changed"
         if old.__dict__.get("__slots__") != new.__dict__.get("__slots__"):
             return "its __slots__ changed"
-        if issubclass(old, enum.Enum) and not _same_members(old, new):
+        if issubclass(old, enum.Enum) and not self._same_members(old, new):
             return "its members changed"
         return None
 
@@ -288,10 +345,10 @@ class Patcher:
                 continue
             if (
                 type(old_base) is type(new_base)
-                and old_base.__module__ == new_base.__module__ == old.__module__
+                and class_module(old_base) == class_module(new_base) == class_module(old)
                 and old_base.__qualname__ == new_base.__qualname__
             ):
-                self.merge_class(old_base, new_base, f"{old.__module__}.{old.__qualname__} base")
+                self.merge_class(old_base, new_base, f"{class_module(old)}.{old.__qualname__} base")
 
     def _merge_class_dict(self, old: type, new: type, where: str) -> None:
         old_dict, new_dict = old.__dict__, new.__dict__
@@ -301,7 +358,7 @@ class Patcher:
                 continue
             delattr(old, attr)
         for attr, new_value in list(new_dict.items()):
-            if attr in _CLASS_INTERNALS:
+            if attr in _CLASS_INTERNALS and not (attr == "__module__" and isinstance(new_value, property)):
                 continue
             if isinstance(new_value, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 continue  # slot descriptors belong to the new layout; the old ones stay
@@ -311,6 +368,8 @@ class Patcher:
                 setattr(old, attr, kept)
 
     def _merge_member(self, old: Any, new: Any, where: str, owner: type) -> Any:
+        if id(new) in self.kept:  # ``default = NOTHING``: a member or class merged before
+            return self.kept[id(new)]
         if old is _MISSING:
             return new
         if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
@@ -340,20 +399,63 @@ class Patcher:
     def _merge_enum_methods(self, old: type, new: type, where: str) -> None:
         members = set(new.__dict__.get("_member_map_", {}))
         # Members and the enum machinery stay; a method the new source no longer has goes.
+        # A dunder or sunder name (``__repr__``, ``_missing_``) is the class body's own when
+        # its function was written there, which the enum machinery's are not.
         for attr, old_value in list(old.__dict__.items()):
-            if attr in new.__dict__ or attr in members or (attr.startswith("_") and attr.endswith("_")):
+            if attr in new.__dict__ or attr in members or attr in _ENUM_MACHINERY:
+                continue
+            if _is_special(attr) and not _written_in(old, old_value):
                 continue
             if isinstance(old_value, (types.FunctionType, staticmethod, classmethod, property)):
                 type.__delattr__(old, attr)
         for attr, new_value in list(new.__dict__.items()):
-            if attr in members or attr in _CLASS_INTERNALS or (attr.startswith("_") and attr.endswith("_")):
+            if attr in members or attr in _CLASS_INTERNALS or attr in _ENUM_MACHINERY:
                 continue
             if not isinstance(new_value, (types.FunctionType, staticmethod, classmethod, property)):
+                continue
+            if _is_special(attr) and not _written_in(new, new_value):
                 continue
             old_value = old.__dict__.get(attr, _MISSING)
             kept = self._merge_member(old_value, new_value, f"{where}.{attr}", old)
             if kept is not old_value:
                 type.__setattr__(old, attr, kept)
+
+    def _same_members(self, old: type, new: type) -> bool:
+        """Same member names, each made by the same value expression.
+
+        Values are compared without running user code: plain values by equality, a
+        fresh ``object()`` sentinel (or an instance with equal plain state) by its kind,
+        and objects of this batch by what is kept in their place.
+        """
+        old_members: dict[str, Any] = dict(old.__dict__.get("_member_map_", {}))
+        new_members: dict[str, Any] = dict(new.__dict__.get("_member_map_", {}))
+        if list(old_members) != list(new_members):
+            return False
+        return all(
+            self._same_value(member._value_, new_members[name]._value_, 3)
+            for name, member in old_members.items()
+        )
+
+    def _same_value(self, a: Any, b: Any, depth: int) -> bool:
+        if a is b or self.kept.get(id(b)) is a:
+            return True
+        kind = type(a)
+        if kind is not type(b) and kind is not self.kept.get(id(type(b))):
+            return False
+        if kind is tuple:
+            return len(a) == len(b) and all(
+                self._same_value(x, y, depth - 1) for x, y in zip(a, b, strict=True)
+            )
+        if isinstance(a, _PRIMITIVES):
+            return any(kind is t for t in _PRIMITIVES) and bool(a == b)
+        if kind is object:
+            return True  # ``A = object()``: a sentinel, new on every run
+        if depth <= 0 or isinstance(a, (type, types.FunctionType, types.ModuleType)):
+            return False
+        state_a, state_b = _plain_state(a), _plain_state(b)
+        if state_a is None or state_b is None or list(state_a) != list(state_b):
+            return False
+        return all(self._same_value(state_a[k], state_b[k], depth - 1) for k in state_a)
 
     # -- after every module of the batch was merged --------------------------------
 
@@ -399,11 +501,34 @@ class Patcher:
                     stack.append(value)
 
     def _repoint_defaults(self, fn: types.FunctionType) -> None:
-        """``def g(key=f)`` evaluated ``f`` while this execution's twin was bound to it."""
-        if fn.__defaults__ and any(id(v) in self.kept for v in fn.__defaults__):
-            fn.__defaults__ = tuple(self.kept.get(id(v), v) for v in fn.__defaults__)
-        if fn.__kwdefaults__ and any(id(v) in self.kept for v in fn.__kwdefaults__.values()):
-            fn.__kwdefaults__ = {k: self.kept.get(id(v), v) for k, v in fn.__kwdefaults__.items()}
+        """``def g(key=f)``, ``def h(skip=(Blank,))`` were evaluated while this execution's
+        twins were bound: the defaults (and tuples and frozensets in them) hold the kept objects."""
+        defaults = fn.__defaults__
+        if defaults:
+            repointed = tuple(self._repointed(v) for v in defaults)
+            if any(a is not b for a, b in zip(repointed, defaults, strict=True)):
+                fn.__defaults__ = repointed
+        kwdefaults = fn.__kwdefaults__
+        if kwdefaults:
+            new_kw = {k: self._repointed(v) for k, v in kwdefaults.items()}
+            if any(new_kw[k] is not v for k, v in kwdefaults.items()):
+                fn.__kwdefaults__ = new_kw
+
+    def _repointed(self, value: Any, depth: int = 3) -> Any:
+        """``value``, or what is kept in its place; an exact tuple or frozenset holding a
+        twin is rebuilt (a subclass' constructor would be user code)."""
+        target = self.kept.get(id(value))
+        if target is not None:
+            return target
+        kind = type(value)
+        if depth <= 0 or (kind is not tuple and kind is not frozenset):
+            return value
+        items = [self._repointed(item, depth - 1) for item in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        if kind is frozenset and not all(safe_key(x) for x in items):
+            return value
+        return kind(items)
 
     def _rebase(self, cls: type) -> None:
         """A replaced class derives from the kept bases, not from their discarded twins."""
@@ -416,37 +541,130 @@ class Patcher:
             self.report.warnings.append(f"{cls.__qualname__}: derives from the new bases ({exc})")
 
     def adopt_instances(self, namespace: dict[str, Any]) -> None:
-        """Module-level instances of a discarded class become instances of the kept one."""
+        """Instances of a discarded class that the new code made become instances of the kept one.
+
+        They sit at module level, in class bodies (``number = Token("0-9")``), in the
+        defaults of functions and methods (``def f(sep=Token("<"))``) and in containers
+        one level into any of those. The walk is bounded by the module's own definitions
+        and compares by identity only; defaults are repointed on the way (a function the
+        new source added was never merged, so nothing else visits it).
+        """
+        if not self.kept:
+            return
+        module_name = namespace.get("__name__")
+        done: set[int] = set()
         for name, value in list(namespace.items()):
-            cls = type(value)
-            kept = self.kept.get(id(cls))
-            if kept is None or kept is cls or isinstance(value, type):
-                continue
-            try:
+            self._adopt_in(value, name, done, containers=True)
+            if isinstance(value, types.FunctionType):
+                self._adopt_defaults(value, name, done)
+            elif isinstance(value, type) and class_module(value) == module_name and id(value) not in done:
+                done.add(id(value))
+                for attr, member in list(value.__dict__.items()):
+                    where = f"{name}.{attr}"
+                    self._adopt_in(member, where, done, containers=True)
+                    for fn in _class_functions_of(member):
+                        self._adopt_defaults(fn, where, done)
+
+    def _adopt_defaults(self, fn: types.FunctionType, where: str, done: set[int]) -> None:
+        if id(fn) in done:
+            return
+        done.add(id(fn))
+        self._repoint_defaults(fn)
+        for value in (*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()):
+            self._adopt_in(value, where, done, containers=True)
+
+    def _adopt_in(self, value: Any, where: str, done: set[int], *, containers: bool) -> None:
+        """Re-class ``value``, and with ``containers`` the items of a plain container."""
+        kind = type(value)
+        if containers and id(kind) in _CONTAINERS:
+            if id(value) in done:
+                return
+            done.add(id(value))
+            items: Iterable[Any] = value
+            if kind is dict:
+                items = [*value.keys(), *value.values()]
+            for item in list(items):
+                self._adopt_in(item, where, done, containers=False)
+            return
+        kept = self.kept.get(id(kind))
+        if kept is None or kept is kind or isinstance(value, (type, enum.Enum)):
+            return  # enum members are mapped to the kept members, never re-classed
+        try:
+            value.__class__ = kept
+            return
+        except TypeError:
+            pass
+        # A subclass whose base is a slotted class of this batch: the discarded subclass
+        # derives from the base's discarded twin, a layout that differs from the kept
+        # one's. On the kept bases (the same slots) it can hand its instance over.
+        if self._rebase_twin(kind):
+            with contextlib.suppress(TypeError):
                 value.__class__ = kept
-            except TypeError as exc:
-                self.report.warnings.append(f"{name}: stays an instance of the new class ({exc})")
+                return
+        self.report.warnings.append(
+            f"{where}: stays an instance of the new {kind.__qualname__} (its layout differs "
+            "from the kept class'); references to the class taken before do not match it"
+        )
+
+    def _rebase_twin(self, cls: type) -> bool:
+        bases = tuple(self.kept.get(id(b), b) for b in cls.__bases__)
+        if all(a is b for a, b in zip(bases, cls.__bases__, strict=True)):
+            return False
+        try:
+            cls.__bases__ = bases
+        except TypeError:
+            return False
+        return True
 
 
 _MISSING: Any = object()
 
 
-def _same_definition(old: Any, new: Any, module_name: str) -> bool:
-    """Same name, defined in this module: the edit of one definition, not an alias."""
-    return bool(
-        getattr(old, "__module__", None) == module_name
-        and new.__module__ == module_name
-        and old.__qualname__ == new.__qualname__
-    )
+# What the enum machinery sets on an Enum class (``__new__`` becomes ``Enum.__new__`` and
+# the class body's own is kept as ``_new_member_``): never copied, never deleted.
+_ENUM_MACHINERY = frozenset(
+    {
+        "__new__",
+        "_new_member_",
+        "__new_member__",
+        "_member_map_",
+        "_member_names_",
+        "_member_type_",
+        "_value2member_map_",
+        "_unhashable_values_",
+        "_value_repr_",
+        "_use_args_",
+        "_singles_mask_",
+        "_all_bits_",
+        "_boundary_",
+        "_flag_mask_",
+        "_inverted_",
+        "_order_",
+        "_ignore_",
+    }
+)
 
 
-def _defines(obj: Any, name: str, module_name: str) -> bool:
-    """``obj`` is what ``def name``/``class name`` at the top of the module created."""
-    return (
-        isinstance(obj, (types.FunctionType, type))
-        and getattr(obj, "__qualname__", None) == name
-        and getattr(obj, "__module__", None) == module_name
-    )
+def _is_special(attr: str) -> bool:
+    return attr.startswith("_") and attr.endswith("_")
+
+
+def _written_in(cls: type, value: Any) -> bool:
+    """Whether ``value`` (a function, or one wrapped by a descriptor) was written in ``cls``'s body."""
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    elif isinstance(value, property):
+        value = value.fget
+    return isinstance(value, types.FunctionType) and value.__qualname__.startswith(f"{cls.__qualname__}.")
+
+
+def _plain_state(obj: Any) -> dict[str, Any] | None:
+    """An instance's own ``__dict__`` when it is a plain dict, read without user code."""
+    try:
+        state = object.__getattribute__(obj, "__dict__")
+    except (AttributeError, TypeError):
+        return None
+    return state if type(state) is dict else None
 
 
 def _mergeable(old: Any, new: Any) -> bool:
@@ -463,25 +681,18 @@ def _is_cache_wrapper(obj: Any) -> bool:
     return isinstance(obj, functools._lru_cache_wrapper)
 
 
-def _same_members(old: type, new: type) -> bool:
-    old_members: dict[str, Any] = dict(old.__dict__.get("_member_map_", {}))
-    new_members: dict[str, Any] = dict(new.__dict__.get("_member_map_", {}))
-    if list(old_members) != list(new_members):
-        return False
-    for name, member in old_members.items():
-        a, b = member._value_, new_members[name]._value_
-        if not _equal_primitives(a, b):
-            return False
-    return True
+# Exact types only, looked up by identity (``in`` on types may run a metaclass' ``__eq__``).
+_CONTAINERS = frozenset(map(id, (list, tuple, dict, set, frozenset)))
 
 
-def _equal_primitives(a: Any, b: Any) -> bool:
-    """Equality of plain values only: comparing anything else would run user code."""
-    if type(a) is not type(b):
-        return False
-    if type(a) is tuple:
-        return len(a) == len(b) and all(_equal_primitives(x, y) for x, y in zip(a, b, strict=True))
-    return isinstance(a, _PRIMITIVES) and bool(a == b)
+def _class_functions_of(member: Any) -> Iterable[types.FunctionType]:
+    """The functions a class attribute holds: itself, or the one in a descriptor."""
+    if isinstance(member, (staticmethod, classmethod)):
+        member = member.__func__
+    if isinstance(member, property):
+        yield from (f for f in (member.fget, member.fset, member.fdel) if isinstance(f, types.FunctionType))
+    elif isinstance(member, types.FunctionType):
+        yield member
 
 
 def _class_functions(cls: type) -> Iterable[Any]:
