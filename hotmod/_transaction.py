@@ -101,7 +101,11 @@ def dependency_order(units: list[Unit]) -> list[Unit]:
     """Order a batch so that a module runs after the batch modules it imports.
 
     The import graph is read from the live namespaces (module objects and the
-    ``__module__`` of functions and classes), which needs no parsing.
+    ``__module__`` of functions and classes), which needs no parsing. A package runs
+    before its own submodules, as in a fresh import, where the package's code starts
+    first: what it takes from a submodule (``from .sub import x`` binds ``sub`` and
+    ``x`` on it) is no reason to run the submodule first, while a submodule doing
+    ``from pkg import X`` needs the package's new ``X``.
     """
     if len(units) < 2:
         return units
@@ -117,11 +121,13 @@ def dependency_order(units: list[Unit]) -> list[Unit]:
         for value in list(unit.module.__dict__.values()):
             if isinstance(value, ModuleType):
                 other = value.__dict__.get("__name__")
-            elif isinstance(value, (FunctionType, type)):
+            elif isinstance(value, FunctionType):
                 other = value.__module__
+            elif isinstance(value, type):
+                other = _type_module.__get__(value, type(value))  # never a metaclass property
             else:
                 continue
-            if isinstance(other, str) and other in by_name and other != unit.name:
+            if isinstance(other, str) and other in by_name and not _is_within(other, unit.name):
                 found.add(other)
         deps[unit.name] = found
     ordered: list[Unit] = []
@@ -139,6 +145,14 @@ def dependency_order(units: list[Unit]) -> list[Unit]:
     for unit in sorted(units, key=lambda u: u.name):
         visit(unit.name)
     return ordered
+
+
+_type_module: Any = type.__dict__["__module__"]
+
+
+def _is_within(name: str, package: str) -> bool:
+    """``name`` is ``package`` itself or one of its submodules."""
+    return name == package or name.startswith(f"{package}.")
 
 
 def _restore(namespace: dict[str, Any], snapshot: Mapping[str, Any]) -> None:
