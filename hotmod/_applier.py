@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from ._changes import SWITCH
 from .result import ReloadResult
 
 logger = logging.getLogger(__name__)
@@ -70,9 +71,21 @@ class ApplyThread:
             # by module code that does not return) keeps its own stop request.
             self.stopping = threading.Event()
             self._thread = threading.Thread(
-                target=self._loop, args=(self.stopping,), name=self._name, daemon=True
+                target=self._main, args=(self.stopping,), name=self._name, daemon=True
             )
             self._thread.start()
+
+    def _main(self, stopping: threading.Event) -> None:
+        try:
+            self._loop(stopping)
+        finally:
+            # The loop may end between a save's arrival and its apply (stop() then): the
+            # switch interval it held short for that save goes back now.
+            SWITCH.release_thread(threading.get_ident())
+
+    def forget_thread(self) -> None:
+        """In a forked child: the thread is not there; ``start()`` makes a new one."""
+        self._thread = None
 
     def stop(self) -> None:
         thread = self._thread

@@ -5,15 +5,93 @@ writes a temp file and renames it over the original, others truncate, pause and 
 A path becomes *ready* either when the kernel tells us the write is complete (a
 close-after-write or a rename onto the path) or when no event has touched it for the
 settle time. Anything else would reload a half-written file.
+
+While a save is on its way to the code that runs, the interpreter's switch interval is
+shortened (see :class:`SwitchInterval`): each hand-off between the threads that carry it
+(watcher, applying thread, the application's own threads) would otherwise wait up to
+5 ms for a thread that never blocks to give up the GIL.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+# The switch interval while a save is being applied (the default is 5 ms). Short enough
+# that the few hand-offs of an apply cost well under a millisecond; long enough that a
+# busy thread and the applying thread do not spend their time swapping the GIL.
+APPLY_SWITCH_INTERVAL = 1e-4
+# A save that waits longer than this (a host that keeps refusing its safe point, a
+# module whose top level runs for seconds) no longer holds the interval short.
+BOOST_LIMIT = 1.0
+
+
+class SwitchInterval:
+    """``sys.setswitchinterval``, shortened while any holder applies a save, then restored.
+
+    Holders nest: the first shortens it (never lengthens it: a value the user set lower
+    stays), the last one out puts back exactly what was there before, unless someone else
+    changed it meanwhile; then their value stays.
+    """
+
+    def __init__(self, short: float) -> None:
+        self.short = short
+        self._lock = threading.Lock()
+        # holder -> (the thread that applies for it, when it started holding)
+        self._holders: dict[object, tuple[int | None, float]] = {}
+        self._saved: float | None = None  # what to restore
+        self._set: float | None = None  # what we set, as the interpreter reports it
+
+    def since(self, holder: object) -> float | None:
+        """When ``holder`` started holding (``time.monotonic()``), or None."""
+        held = self._holders.get(holder)
+        return None if held is None else held[1]
+
+    def hold(self, holder: object, thread: int | None = None) -> None:
+        with self._lock:
+            if holder in self._holders:
+                return
+            if not self._holders:
+                current = sys.getswitchinterval()
+                if current > self.short:
+                    sys.setswitchinterval(self.short)
+                    self._saved, self._set = current, sys.getswitchinterval()
+            self._holders[holder] = (thread, time.monotonic())
+
+    def release(self, holder: object) -> None:
+        if holder not in self._holders:  # the idle path: no lock
+            return
+        with self._lock:
+            if self._holders.pop(holder, None) is None or self._holders:
+                return
+            saved, mine = self._saved, self._set
+            self._saved = self._set = None
+            if saved is not None and sys.getswitchinterval() == mine:
+                sys.setswitchinterval(saved)
+
+    def release_thread(self, thread: int) -> None:
+        """Release every holder whose applying thread is ``thread`` (it is ending)."""
+        with self._lock:
+            holders = [h for h, (t, _) in self._holders.items() if t == thread]
+        for holder in holders:
+            self.release(holder)
+
+    def after_fork(self) -> None:
+        """In a forked child: the threads that held it are gone; put the value back."""
+        self._lock = threading.Lock()
+        if self._holders:
+            self._holders.clear()
+            saved, mine = self._saved, self._set
+            self._saved = self._set = None
+            if saved is not None and sys.getswitchinterval() == mine:
+                sys.setswitchinterval(saved)
+
+
+SWITCH = SwitchInterval(APPLY_SWITCH_INTERVAL)
 
 
 @dataclass(slots=True)
@@ -24,12 +102,21 @@ class _Entry:
 
 
 class ChangeQueue:
-    """Thread-safe set of changed paths with per-path settle deadlines."""
+    """Thread-safe set of changed paths with per-path settle deadlines.
+
+    The thread that :meth:`wait` s on it (a background applier) has the switch interval
+    held short from the moment a complete save is pushed (or found ready) until it comes
+    back to wait with nothing ready: the apply is done. A queue nobody waits on (changes
+    applied by explicit ``poll()`` calls) never touches it.
+    """
 
     def __init__(self, settle: float) -> None:
         self.settle = settle
         self._entries: dict[Path, _Entry] = {}
         self._cond = threading.Condition(threading.Lock())
+        self._waiting = 0  # threads inside wait()
+        self._consumer: int | None = None  # the last thread that waited: the applier
+        self._boost_spent = False  # held past BOOST_LIMIT: not again until the queue empties
 
     def push(self, paths: Iterable[Path], *, settled: bool) -> None:
         """Record changes; ``settled`` means the write is known to be complete."""
@@ -48,6 +135,8 @@ class ChangeQueue:
                     entry.settled = False
                     entry.waited = False
                     entry.deadline = now + self.settle
+            if settled and self._waiting:
+                self._boost_locked(now)
             self._cond.notify_all()
 
     def defer(self, path: Path) -> None:
@@ -70,6 +159,8 @@ class ChangeQueue:
                     ready.append(path)
                     if entry.waited or (not entry.settled and self.settle > 0):
                         waited.add(path)
+            if not self._entries:
+                self._boost_spent = False
         return ready, waited
 
     def has_ready(self) -> bool:
@@ -87,11 +178,28 @@ class ChangeQueue:
             return min(e.deadline for e in self._entries.values())
 
     def wait(self, timeout: float) -> None:
-        """Block until something is pushed (or ``wake()``), at most ``timeout`` s."""
+        """Block until something is pushed (or ``wake()``), at most ``timeout`` s.
+
+        Called by the applying thread between applies: coming back here with nothing
+        ready means the previous apply is finished, and the switch interval goes back.
+        """
         with self._cond:
-            if any(e.settled for e in self._entries.values()):
+            self._consumer = threading.get_ident()
+            now = time.monotonic()
+            if self._ready_locked(now):
+                self._boost_locked(now)
                 return
-            self._cond.wait(timeout)
+            self._unboost_locked()
+            self._waiting += 1
+            try:
+                self._cond.wait(timeout)
+            finally:
+                self._waiting -= 1
+            now = time.monotonic()
+            if self._ready_locked(now):
+                self._boost_locked(now)  # a deadline passed: apply it quickly too
+            else:
+                self._unboost_locked()
 
     def wake(self) -> None:
         with self._cond:
@@ -100,3 +208,30 @@ class ChangeQueue:
     def clear(self) -> None:
         with self._cond:
             self._entries.clear()
+            self._boost_spent = False
+            self._unboost_locked()
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's copy may be held by a thread
+        that does not exist here)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting = 0
+        SWITCH.after_fork()
+
+    def _ready_locked(self, now: float) -> bool:
+        return any(e.settled or e.deadline <= now for e in self._entries.values())
+
+    def _boost_locked(self, now: float) -> None:
+        if self._boost_spent:
+            return
+        since = SWITCH.since(self)
+        if since is None:
+            SWITCH.hold(self, self._consumer)
+        elif now - since > BOOST_LIMIT:
+            # Still not applied (a host refusing its safe point, a slow module): this
+            # save no longer justifies a process-wide change.
+            self._boost_spent = True
+            self._unboost_locked()
+
+    def _unboost_locked(self) -> None:
+        SWITCH.release(self)
