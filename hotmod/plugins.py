@@ -33,7 +33,7 @@ from typing import Any, Literal, Self
 from . import _hot, _now, _transaction
 from ._applier import ApplyThread, Listener, Listeners
 from ._source import Source, digest, error_line
-from ._trust import Trust, Untrusted, check_folder, read_checked
+from ._trust import DEFAULT_MAX_SIZE, Trust, Untrusted, check_folder, check_name, read_checked
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .reloader import _RELOAD_LOCK, ApplyMode, Reloader
 from .result import ReloadResult, combine
@@ -134,11 +134,21 @@ class _Finder(importlib.abc.MetaPathFinder):
         if not fullname.startswith(prefix):
             return None
         parts = fullname[len(prefix) :].split(".")
+        for part in parts:
+            # Only names that map to one file in the folder: no empty, absolute or
+            # look-alike parts that a path join would take elsewhere.
+            problem = check_name(part)
+            if problem is not None:
+                raise ModuleNotFoundError(
+                    f"No module named {fullname!r} in {self._folder.folder}: {problem}", name=fullname
+                )
         base = self._folder.folder.joinpath(*parts)
         init = base / "__init__.py"
-        if init.is_file():
+        module_file = base.with_name(parts[-1] + ".py")
+        # lexists, not is_file: a FIFO or a dangling link gets the reader's precise refusal.
+        if init.is_dir() or os.path.lexists(init):
             file, package = init, True
-        elif (module_file := base.with_name(parts[-1] + ".py")).is_file():
+        elif not module_file.is_dir() and os.path.lexists(module_file):
             file, package = module_file, False
         else:
             # Not ours to find elsewhere either: an empty __path__ keeps the default
@@ -179,8 +189,8 @@ def _requires(data: bytes) -> tuple[str, ...]:
     """``__requires__ = ("a", "b")`` read from the source, before anything runs."""
     try:
         tree = ast.parse(data)
-    except (SyntaxError, ValueError):
-        return ()
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ()  # the import reports it, on this plugin alone
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "__requires__" for t in node.targets
@@ -212,6 +222,7 @@ class PluginFolder:
         apply: ApplyMode = "background",
         poll_interval: float = 0.5,
         debounce: float = 0.05,
+        max_file_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
         if trust not in ("strict", "warn", "off"):
             raise ValueError(f"trust must be 'strict', 'warn' or 'off', not {trust!r}")
@@ -223,6 +234,7 @@ class PluginFolder:
             raise HotmodError(f"module name {self.package!r} is taken; pass another package=")
         self.host = host
         self.trust: Trust = trust
+        self.max_file_size = max_file_size
         self.apply = apply
         self.debounce = debounce
         self._on_load = on_load
@@ -348,7 +360,7 @@ class PluginFolder:
     def _read(self, path: Path) -> Source:
         if self._folder_refusal is not None and self.trust == "strict":
             raise Untrusted(self._folder_refusal)
-        data, st, problem = read_checked(path, self.folder, self.trust)
+        data, st, problem = read_checked(path, self.folder, self.trust, self.max_file_size)
         if problem is not None and problem not in self._warned:
             self._warned.add(problem)
             message = f"hotmod plugins: {problem}; loading it anyway (trust='warn')"
@@ -495,10 +507,9 @@ class PluginFolder:
 
     def _load(self, plugin: Plugin) -> ReloadResult:
         started = time.perf_counter()
-        if not plugin.name.isidentifier():
-            return self._fail(
-                plugin, f"{plugin.name!r} is not a valid module name; rename the file to load it"
-            )
+        bad_name = check_name(plugin.name)
+        if bad_name is not None:
+            return self._fail(plugin, bad_name)
         if self._folder_refusal is not None and self.trust == "strict":
             return self._fail(plugin, f"refused: {self._folder_refusal}", Untrusted(self._folder_refusal))
         full = self._full(plugin)
