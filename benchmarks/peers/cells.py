@@ -76,7 +76,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for tool in ("hotmod (%load_ext hotmod)", "IPython autoreload"):
         for count in (0, 1000, 5000):
-            rows += run_child(MODULE, ["--child", tool, str(count), "5" if quick else "20"], 600)
+            args = ["--child", tool, str(count), "5" if quick else "20"]
+            figure = f"B2 idle REPL cell, {count} modules imported"
+            rows += run_child(MODULE, args, 600, figure=figure, tool=tool, needs=("IPython",))
     return rows
 
 

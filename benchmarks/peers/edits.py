@@ -32,6 +32,7 @@ from ._child import emit, run_child
 
 MODULE = "benchmarks.peers.edits"
 CHILD_TIMEOUT = 1800.0
+NEEDS = {"jurigged": ("jurigged",), "IPython autoreload": ("IPython",), "importlib.reload": ()}
 _mtime = iter(range(1_600_000_000, 1_700_000_000))
 
 
@@ -124,11 +125,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 # autoreload scans the whole heap per class: a few repeats say enough.
                 repeats = 3 if (quick or (tool == "IPython autoreload" and live)) else 15
                 args = ["--child", tool, "B3", str(live), edit, str(repeats)]
-                rows += run_child(MODULE, args, CHILD_TIMEOUT)
+                figure = f"B3 20-class module, {edit} edit, {live:,} live objects"
+                rows += run_child(MODULE, args, CHILD_TIMEOUT, figure=figure, tool=tool, needs=NEEDS[tool])
     for tool in ("jurigged", "importlib.reload"):
         for size in (50, 200, 800):
             args = ["--child", tool, "B4", str(size), "-", "5" if quick else "15"]
-            rows += run_child(MODULE, args, CHILD_TIMEOUT)
+            figure = f"B4 one-function edit, {size} definitions"
+            rows += run_child(MODULE, args, CHILD_TIMEOUT, figure=figure, tool=tool, needs=NEEDS[tool])
     return rows
 
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util import row
-from ._child import PROJECT, emit, emit_rows, log, run_child
+from ._child import PROJECT, child_output, emit, emit_rows, log
 
 MODULE = "benchmarks.peers.footprint"
 CHILD_TIMEOUT = 600.0
@@ -127,7 +127,7 @@ def import_times(runs: int) -> tuple[list[float], list[float]]:
 
 
 def _run_child(args: list[str]) -> dict[str, Any]:
-    result: dict[str, Any] = run_child(MODULE, ["--child", *args], CHILD_TIMEOUT, key="child")
+    result: dict[str, Any] = child_output(MODULE, ["--child", *args], CHILD_TIMEOUT, key="child")
     return result
 
 

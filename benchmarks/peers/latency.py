@@ -51,6 +51,8 @@ def main():
     runpy.run_path(sys.argv[1] if len(sys.argv) > 1 else "app.py", run_name="__main__")
 """
 
+RESTART_FIGURE = "B1 write -> restarted app ready (starlette + flask)"
+LAUNCHER_NEEDS = {"watchfiles run_process": "watchfiles", "hupper": "hupper"}
 LAUNCHERS = {
     "watchfiles run_process": (
         "import sys, watchfiles\n"
@@ -128,8 +130,7 @@ def restart_child(tool: str, saves: int) -> None:
         finally:
             os.killpg(launcher.pid, 15)
             launcher.wait(timeout=30)
-    figure = "B1 write -> restarted app ready (starlette + flask)"
-    emit([row(figure, tool, values)])
+    emit([row(RESTART_FIGURE, tool, values)])
 
 
 def _wait_ready(ready: queue.Queue[tuple[float, str]], value: str) -> float:
@@ -142,9 +143,14 @@ def _wait_ready(ready: queue.Queue[tuple[float, str]], value: str) -> float:
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     saves = 5 if quick else 50
-    rows: list[dict[str, Any]] = run_child(MODULE, ["--child", "jurigged", str(saves)], 600)
+    figure = "B1 write -> new code running (2 kHz loop)"
+    rows = run_child(
+        MODULE, ["--child", "jurigged", str(saves)], 600, figure=figure, tool="jurigged", needs=("jurigged",)
+    )
     for tool in LAUNCHERS:
-        rows += run_child(MODULE, ["--child", tool, str(saves)], 60 + saves * 20)
+        needs = (LAUNCHER_NEEDS[tool], "starlette", "flask")
+        args = ["--child", tool, str(saves)]
+        rows += run_child(MODULE, args, 60 + saves * 20, figure=RESTART_FIGURE, tool=tool, needs=needs)
     return rows
 
 

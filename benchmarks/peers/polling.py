@@ -56,7 +56,7 @@ from watchdog.observers.api import BaseObserver, EventEmitter
 from watchdog.observers.polling import PollingObserver
 
 from .._util import row, summarize
-from ._child import emit, emit_rows, log, run_child
+from ._child import ChildFailed, child_output, emit, emit_rows, failure_row, log, missing
 
 if TYPE_CHECKING:
     import hotmod
@@ -347,9 +347,20 @@ def _child(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_child(tool: str, what: str, extra: list[str], timeout: float) -> list[float]:
-    values = run_child(MODULE, ["--child", tool, "--what", what, *extra], timeout, key="values")
+def _run_child(tool: str, what: str, extra: list[str], timeout: float) -> list[float] | str:
+    """The values a child measured, or why there are none (a note for the row)."""
+    if tool == JURIGGED and missing(["jurigged"]):
+        return "skipped: jurigged not installed"
+    try:
+        values = child_output(MODULE, ["--child", tool, "--what", what, *extra], timeout, key="values")
+    except ChildFailed as failed:
+        log("b5", f"FAILED {failed}\n{failed.tail}")
+        return f"failed: {failed.reason}"
     return [float(v) for v in values]
+
+
+def _row_or_note(figure: str, tool: str, values: list[float] | str, unit: str) -> dict[str, Any]:
+    return failure_row(figure, tool, values) if isinstance(values, str) else row(figure, tool, values, unit)
 
 
 def _scan_rows(folders: Sequence[Path], files: int, quick: bool) -> list[dict[str, Any]]:
@@ -357,15 +368,19 @@ def _scan_rows(folders: Sequence[Path], files: int, quick: bool) -> list[dict[st
     samples = 5 if quick else 15
     per_sample = _per_sample(files, quick=quick)
     _log(f"{figure}: hotmod and watchdog in this process")
-    values = scan_in_process(folders, files, samples, per_sample)
+    values: dict[str, list[float] | str] = dict(scan_in_process(folders, files, samples, per_sample))
     _log(f"{figure}: jurigged in a child process")
     options = ["--root", str(folders[0].parent), "--files", str(files)]
     options += ["--samples", str(samples), "--per-sample", str(per_sample)]
     values[JURIGGED] = _run_child(JURIGGED, "scan", options, timeout=300)
     for name in (*TOOLS, "watchdog recursive", "os.stat floor"):
-        median = summarize(values[name])["median"]
+        measured = values[name]
+        if isinstance(measured, str):
+            _log(f"  {name}: {measured}")
+            continue
+        median = summarize(measured)["median"]
         _log(f"  {name}: {median * 1e6:.2f} µs per file, {median * files * 1e3:.2f} ms per cycle")
-    return [row(figure, tool, values[tool], "s") for tool in TOOLS]
+    return [_row_or_note(figure, tool, values[tool], "s") for tool in TOOLS]
 
 
 def _idle_rows(folders: Sequence[Path], quick: bool) -> list[dict[str, Any]]:
@@ -375,10 +390,11 @@ def _idle_rows(folders: Sequence[Path], quick: bool) -> list[dict[str, Any]]:
     for tool in TOOLS:
         _log(f"{figure}: {tool}, {seconds:g} s in a child process")
         options = ["--root", str(folders[0].parent), "--seconds", str(seconds), "--settle", str(settle)]
-        rows.append(
-            row(figure, tool, _run_child(tool, "idle", options, timeout=seconds + settle + 120), "cpu%")
+        values = _run_child(tool, "idle", options, timeout=seconds + settle + 120)
+        rows.append(_row_or_note(figure, tool, values, "cpu%"))
+        _log(
+            f"  {tool}: " + (values if isinstance(values, str) else f"{rows[-1]['median']:.3f} % of one core")
         )
-        _log(f"  {tool}: {rows[-1]['median']:.3f} % of one core")
     return rows
 
 

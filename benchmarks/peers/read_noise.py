@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._util import row
-from ._child import emit_rows, log
+from ._child import emit_rows, failure_row, log, missing
 
 MODULE = "benchmarks.peers.read_noise"
 ROOT = Path(__file__).resolve().parents[2]
@@ -368,12 +368,25 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="hotmod-b7-") as tmp:
         folders = make_tree(Path(os.path.realpath(tmp)), per_folder)
         _log(f"{files:,} modules in {FOLDERS} folders, {reads} reads each, {repetitions} repetitions")
+        failed = {
+            tool: "skipped: jurigged not installed"
+            for tool in TOOLS
+            if tool == "jurigged" and missing([tool])
+        }
         for rep in range(repetitions):
-            for tool in TOOLS:
+            for tool in (t for t in TOOLS if t not in failed):
                 _log(f"repetition {rep + 1}/{repetitions}: {tool}")
-                results[tool].append(measure(tool, folders, reads, files))
+                try:
+                    results[tool].append(measure(tool, folders, reads, files))
+                except Exception as exc:  # this tool's row says so; the others still count
+                    _log(f"{tool} FAILED: {exc!r}")
+                    failed[tool] = f"failed: {type(exc).__name__}: {exc}"
     rows: list[dict[str, Any]] = []
-    for tool in TOOLS:
+    for tool, note in failed.items():
+        rows.append(
+            failure_row(f"B7 watcher CPU while another process reads {files:,} files x {reads}", tool, note)
+        )
+    for tool in (t for t in TOOLS if t not in failed):
         rows.append(
             row(
                 f"B7 watcher CPU while another process reads {files:,} files x {reads}",
