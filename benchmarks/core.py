@@ -5,7 +5,10 @@ B1: a loop calls into a small module while it is saved 50 times the way editors 
 call that returned the new value, with the default ``Reloader`` (watchdog backend,
 background apply). ``loop`` says how the calling loop behaves: ``2 kHz`` sleeps 0.5 ms
 between calls (a game loop, a server between requests), ``busy`` never yields, so every
-hop between threads waits for Python's switch interval.
+hop between threads waits for Python's switch interval. In the busy loop the saves come
+from another process, as an editor's do (a save made by a thread of the measured process
+would itself wait for the busy thread at each system call), and the time splits at the
+moment the change is queued: the watcher's part (watchdog's threads) and hotmod's part.
 
 B2: one ``poll()`` with N unrelated modules imported, the watchdog backend, nothing
 changed.
@@ -14,7 +17,9 @@ changed.
 from __future__ import annotations
 
 import importlib
+import math
 import random
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,23 +40,103 @@ def _import_fresh(folder: str, name: str) -> Any:
     return importlib.import_module(name)
 
 
-def write_to_running(saves: int = 50, *, backend: str = "auto", busy: bool = False) -> list[float]:
+def write_to_running(
+    saves: int = 50, *, backend: str = "auto", busy: bool = False, queued: list[float] | None = None
+) -> list[float]:
+    """B1's latencies; with ``queued``, each save's time to reach hotmod's queue goes there."""
+    from hotmod import _changes
+
+    pushes: list[float] = []
+    starts: list[float] = []
+    push = _changes.ChangeQueue.push
+
+    def timed_push(self: Any, paths: Any, *, settled: bool) -> None:
+        pushes.append(time.perf_counter())
+        push(self, paths, settled=settled)
+
     with tempfile.TemporaryDirectory(prefix="hotmod-b1-") as folder:
         path = Path(folder) / "b1_target.py"
         path.write_text(SMALL.format(n=0))
         module = _import_fresh(folder, "b1_target")
-        with hotmod.Reloader([folder], backend=backend):  # type: ignore[arg-type]
-            # Saves land at a random phase of a polling cycle.
-            latencies = measure_latency(
-                module, path, saves, busy=busy, jitter=0.5 if backend == "polling" else 0.01
-            )
+        saver = ExternalSaver() if busy else None
+        try:
+            with hotmod.Reloader([folder], backend=backend):  # type: ignore[arg-type]
+                _changes.ChangeQueue.push = timed_push  # type: ignore[method-assign]
+                # Saves land at a random phase of a polling cycle.
+                latencies = measure_latency(
+                    module,
+                    path,
+                    saves,
+                    busy=busy,
+                    jitter=0.5 if backend == "polling" else 0.01,
+                    saver=saver,
+                    starts=starts,
+                )
+        finally:
+            _changes.ChangeQueue.push = push  # type: ignore[method-assign]
+            if saver is not None:
+                saver.close()
+        if queued is not None:
+            for started in starts:
+                queued.append(min((t for t in pushes if t >= started), default=float("nan")) - started)
         sys.path.remove(folder)
         del sys.modules["b1_target"]
     return latencies
 
 
+SAVER = """
+import os, sys, time
+for line in sys.stdin:
+    path, n = line.rsplit(" ", 1)
+    text = sys.argv[1].format(n=int(n))
+    started = time.perf_counter()
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    print(repr(started), flush=True)
+"""
+
+
+class ExternalSaver:
+    """Editor-style saves made by another process, which reports when each one started.
+
+    ``time.perf_counter`` is ``CLOCK_MONOTONIC`` on Linux: the same clock in both processes.
+    """
+
+    def __init__(self) -> None:
+        if time.get_clock_info("perf_counter").implementation != "clock_gettime(CLOCK_MONOTONIC)":
+            raise RuntimeError("the saver's clock is not comparable with this process's here")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, SMALL],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def save(self, path: Path, n: int) -> float:
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        self._proc.stdin.write(f"{path} {n}\n")
+        self._proc.stdin.flush()
+        return float(self._proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        self._proc.wait(timeout=30)
+
+
 def measure_latency(
-    module: Any, path: Path, saves: int, *, busy: bool, jitter: float, in_place: bool = False
+    module: Any,
+    path: Path,
+    saves: int,
+    *,
+    busy: bool,
+    jitter: float,
+    in_place: bool = False,
+    saver: ExternalSaver | None = None,
+    starts: list[float] | None = None,
 ) -> list[float]:
     """Save ``path`` ``saves`` times while a loop calls ``module.value()``; each save's latency.
 
@@ -62,6 +147,7 @@ def measure_latency(
     rng = random.Random(1)
     seen: dict[int, float] = {}
     stop = threading.Event()
+    arrived = threading.Event()
 
     def loop() -> None:
         last = -1
@@ -70,6 +156,7 @@ def measure_latency(
             if value != last:
                 seen[value] = time.perf_counter()
                 last = value
+                arrived.set()
             if not busy:
                 time.sleep(0.0005)
 
@@ -78,13 +165,19 @@ def measure_latency(
     try:
         for n in range(1, saves + 1):
             started = time.perf_counter()
-            if in_place:
+            if saver is not None:
+                started = saver.save(path, n)
+            elif in_place:
                 path.write_text(SMALL.format(n=n))
             else:
                 save_like_an_editor(path, SMALL.format(n=n))
-            deadline = started + 5
-            while n not in seen and time.perf_counter() < deadline:
-                time.sleep(0.0002)
+            if starts is not None:
+                starts.append(started)
+            # Blocked on an event, not polling: a thread that wakes every few hundred µs
+            # would itself take the GIL from the busy loop and hand it to the others.
+            deadline = time.perf_counter() + 5
+            while n not in seen and arrived.wait(max(0.0, deadline - time.perf_counter())):
+                arrived.clear()
             if n not in seen:
                 raise RuntimeError(f"save {n} was not running after 5 s")
             latencies.append(seen[n] - started)
@@ -188,10 +281,18 @@ def b4_source(definitions: int, n: int) -> str:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     saves = 20 if quick else 50
-    for busy in (False, True):
-        loop = "busy" if busy else "2 kHz"
-        values = write_to_running(saves, busy=busy)
-        rows.append(row(f"B1 write -> new code running ({loop} loop)", "hotmod watchdog", values))
+    values = write_to_running(saves)
+    rows.append(row("B1 write -> new code running (2 kHz loop)", "hotmod watchdog", values))
+    queued: list[float] = []
+    values = write_to_running(saves, busy=True, queued=queued)
+    rows.append(row("B1 write -> new code running (busy loop)", "hotmod watchdog", values))
+    parts = zip(queued, values, strict=True)
+    steps = [(q, v - q) for q, v in parts if not math.isnan(q)]  # nan: no push after that save
+    if steps:
+        figure = "B1 busy loop, split: write -> change queued (watchdog's threads)"
+        rows.append(row(figure, "hotmod watchdog", [q for q, _ in steps]))
+        figure = "B1 busy loop, split: queued -> new code running (hotmod)"
+        rows.append(row(figure, "hotmod watchdog", [a for _, a in steps]))
     values = write_to_running(saves, backend="polling")
     rows.append(row("B1 write -> new code running (2 kHz loop)", "hotmod polling 0.5 s", values))
     for count in (0, 1000, 5000):
