@@ -269,8 +269,8 @@ class _Hub:
         self.listeners = Listeners()
         self.expected: set[str] = set()
         self.groups: dict[str, dict[str, ReloadResult]] = {}
-        self.first_seen: dict[str, float] = {}
         self.timers: dict[str, Any] = {}
+        self.subscribers = 0
 
     def handle(self, event: tuple[float, Mapping[str, Any]]) -> None:
         import asyncio
@@ -282,7 +282,6 @@ class _Hub:
         worker = str(msg["worker"])
         self.expected.add(worker)
         group = self.groups.setdefault(key, {})
-        self.first_seen.setdefault(key, time.time())
         group[worker] = _from_payload(msg)
         if self.expected <= set(group):
             self.flush(key)
@@ -294,11 +293,10 @@ class _Hub:
         if timer is not None:
             timer.cancel()
         group = self.groups.pop(key, None)
-        started = self.first_seen.pop(key, time.time())
         if not group:
             return
+        # Each worker applied on its own: the slowest one is how long the save took.
         result = _combine(group, duration=max(r.duration for r in group.values()))
-        del started
         _log(result)
         self.listeners.emit(result)
 
@@ -321,10 +319,21 @@ def subscribe(
         hub = _HUBS[id(client)] = _Hub(client, settle)
         hub.expected = set(client.scheduler_info().get("workers", {}))
         client.subscribe_topic(TOPIC, hub.handle)
+    hub.subscribers += 1
     unsubscribe = hub.listeners.subscribe(listener) if listener is not None else (lambda: None)  # type: ignore[arg-type]
+    done = False
 
     def stop() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
         unsubscribe()
+        hub.subscribers -= 1
+        if hub.subscribers == 0 and _HUBS.get(id(client)) is hub:
+            del _HUBS[id(client)]
+            with contextlib.suppress(Exception):  # the client may be closed already
+                client.unsubscribe_topic(TOPIC)
 
     return stop
 
@@ -400,7 +409,7 @@ class Sync:
         poll_interval: float = 0.5,
         include: Iterable[str] = DEFAULT_INCLUDE,
         exclude: Iterable[str] = DEFAULT_EXCLUDE,
-        timeout: float = 30.0,
+        timeout: float = 10.0,
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -621,7 +630,7 @@ def sync(
     poll_interval: float = 0.5,
     include: Iterable[str] = DEFAULT_INCLUDE,
     exclude: Iterable[str] = DEFAULT_EXCLUDE,
-    timeout: float = 30.0,
+    timeout: float = 10.0,
 ) -> Sync:
     """Watch ``paths`` on the client and keep every worker's modules on its saves.
 

@@ -291,6 +291,35 @@ def test_sync_applies_each_save_to_private_copies(client, project, on_path):
         assert all(Path(path).read_text() == "def value():\n    return 1\n" for _, path in placed.values())
 
 
+def test_sync_task_running_across_the_save_runs_one_version(client, project, on_path):
+    name, package = project("def first():\n    return 'old'\n\ndef second():\n    return 'old'\n")
+    on_path(package.parent, True)
+    on_each(client, call, f"{name}.mod", "first")
+    busy = workers(client)[0]
+    started = distributed.Event(f"started-{name}")
+    go = distributed.Event(f"go-{name}")
+    heard = Heard()
+    with hotmod.dask.sync(client, [package]) as sync:
+        sync.subscribe(heard)
+        task = client.submit(across, f"{name}.mod", started.name, go.name, workers=[busy], pure=False)
+        assert started.wait(WAIT)
+
+        write_replace(
+            package / "mod.py", "def first():\n    return 'new'\n\ndef second():\n    return 'new'\n"
+        )
+        # The busy worker's part of the transaction waits for the task; so does the save.
+        assert client.run(reload_waits, WAIT, workers=[busy])[busy] is True
+        assert not task.done()
+        assert not heard.event.is_set()
+        go.set()
+
+        assert task.result(timeout=WAIT) == ("old", "old")
+        result = heard.next()
+        assert result.status == "ok", result.summary()
+        again = client.submit(across, f"{name}.mod", started.name, go.name, workers=[busy], pure=False)
+        assert again.result(timeout=WAIT) == ("new", "new")
+
+
 def test_sync_broken_save_never_leaves_the_client(client, project, on_path):
     name, package = project("def value():\n    return 1\n")
     on_path(package.parent, True)
