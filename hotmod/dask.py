@@ -118,7 +118,9 @@ def _combine(
 ) -> ClusterResult:
     undone = tuple(sorted(rolled_back))
     refusing = [(w, r) for w, r in sorted(workers.items()) if r.error is not None and w not in undone]
-    worst: Status = max((r.status for r in workers.values()), key=_SEVERITY.__getitem__, default="noop")
+    # A worker that restored the old version because another refused is not the reason.
+    deciding = [r for w, r in workers.items() if w not in undone] or list(workers.values())
+    worst: Status = max((r.status for r in deciding), key=_SEVERITY.__getitem__, default="noop")
     if error is None and refusing:
         where, first = refusing[0]
         cause = first.error
@@ -411,6 +413,8 @@ class Sync:
         exclude: Iterable[str] = DEFAULT_EXCLUDE,
         timeout: float = 10.0,
     ) -> None:
+        if getattr(client, "asynchronous", False):
+            raise HotmodError("hotmod.dask.sync needs a synchronous Client (the one a notebook makes)")
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self.client = client

@@ -113,11 +113,11 @@ def client(cluster: tuple[Any, Any]) -> Any:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Callable[[str], tuple[str, Path]]:
-    """A package ``<unique>/mod.py`` holding ``source``, under ``tmp_path/src``."""
+    """A package ``<unique>/mod.py`` holding ``source``, in a folder of its own."""
 
     def make(source: str) -> tuple[str, Path]:
         name = f"dk_{uuid.uuid4().hex[:8]}"
-        package = tmp_path / "src" / name
+        package = tmp_path / f"src-{name}" / name  # a folder of its own on sys.path
         package.mkdir(parents=True)
         (package / "__init__.py").write_text("")
         (package / "mod.py").write_text(textwrap.dedent(source))
@@ -389,26 +389,41 @@ def test_sync_one_worker_failing_rolls_back_the_others(client, project, on_path)
         assert on_each(client, call, f"{name}.mod") == dict.fromkeys(workers(client), 3)
 
 
-def test_sync_worker_joining_later_runs_the_current_code(cluster, project, on_path):
+def test_worker_joining_later_runs_the_current_code(cluster, project, on_path, plugin):
+    """One worker joins: the shipped sync and the shared-disk plugin both reach it."""
     local, client = cluster
-    name, package = project("def value():\n    return 1\n")
-    on_path(package.parent, True)
-    on_each(client, call, f"{name}.mod")
+    shipped, private = project("def value():\n    return 1\n")
+    on_path(private.parent, True)
+    shared, folder = project("def value():\n    return 'a'\n")
+    on_path(folder.parent, False)
+    heard_plugin = plugin(folder)
+    on_each(client, call, f"{shipped}.mod")
+    on_each(client, call, f"{shared}.mod")
     heard = Heard()
-    with hotmod.dask.sync(client, [package]) as sync:
+    with hotmod.dask.sync(client, [private]) as sync:
         sync.subscribe(heard)
-        write_replace(package / "mod.py", "def value():\n    return 2\n")
+        write_replace(private / "mod.py", "def value():\n    return 2\n")
         assert heard.next().status == "ok"
+        write_replace(folder / "mod.py", "def value():\n    return 'b'\n")
+        assert heard_plugin.next().status == "ok"
         old = set(workers(client))
 
         local.scale(3)
         client.wait_for_workers(3, timeout=WAIT)
         try:
             (joined,) = set(workers(client)) - old
-            task = client.submit(where, f"{name}.mod", workers=[joined], pure=False)
-            _, path = task.result(timeout=WAIT)
+            _, path = client.submit(where, f"{shipped}.mod", workers=[joined], pure=False).result(
+                timeout=WAIT
+            )
             assert Path(path).read_text() == "def value():\n    return 1\n"  # its own copy is old
-            value = client.submit(call, f"{name}.mod", workers=[joined], pure=False)
-            assert value.result(timeout=WAIT) == 2
+            assert client.submit(call, f"{shipped}.mod", workers=[joined], pure=False).result(WAIT) == 2
+            assert client.submit(call, f"{shared}.mod", workers=[joined], pure=False).result(WAIT) == "b"
+
+            # The joined worker reloads like the others: the plugin reached it too.
+            write_replace(folder / "mod.py", "def value():\n    return 'c'\n")
+            result = heard_plugin.next()
+            assert result.status == "ok", result.summary()
+            assert joined in result.workers
+            assert on_each(client, call, f"{shared}.mod") == dict.fromkeys(workers(client), "c")
         finally:
             local.scale(2)
