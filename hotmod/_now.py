@@ -50,9 +50,9 @@ def reload_now(timeout: float = 5.0) -> ReloadResult:
     than ``timeout`` seconds (a thread paused by the debugger in the middle of a reload:
     resume it, then try again).
     """
-    from .reloader import _RELOAD_LOCK
+    from ._state import RELOAD_LOCK
 
-    if not _RELOAD_LOCK.acquire(timeout=timeout):
+    if not RELOAD_LOCK.acquire(timeout=timeout):
         raise HotmodError(
             f"another thread has been applying a reload for over {timeout:g} s "
             "(paused by the debugger?); resume it and call reload_now() again"
@@ -62,4 +62,4 @@ def reload_now(timeout: float = 5.0) -> ReloadResult:
             appliers = sorted(_ACTIVE.items(), key=lambda item: item[1])
         return combine([applier._apply_now() for applier, _ in appliers])
     finally:
-        _RELOAD_LOCK.release()
+        RELOAD_LOCK.release()

@@ -60,6 +60,8 @@ class Outcome:
     rebound: list[tuple[str, Any, Any]] = field(default_factory=list)
     # old definitions that could not be updated in place -> the new object
     replaced: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    # ``from m import x`` copies in importers (and added namespaces) pointed at new values
+    importers_rebound: int = 0
 
 
 def uses_plain_source_loader(module: ModuleType) -> bool:
@@ -101,11 +103,11 @@ def dependency_order(units: list[Unit]) -> list[Unit]:
     """Order a batch so that a module runs after the batch modules it imports.
 
     The import graph is read from the live namespaces (module objects and the
-    ``__module__`` of functions and classes), which needs no parsing. A package runs
-    before its own submodules, as in a fresh import, where the package's code starts
-    first: what it takes from a submodule (``from .sub import x`` binds ``sub`` and
-    ``x`` on it) is no reason to run the submodule first, while a submodule doing
-    ``from pkg import X`` needs the package's new ``X``.
+    ``__module__`` of functions and classes), which needs no parsing. A package's own
+    submodules count only when the package's code imports them: the import system binds
+    every imported submodule on its package (``import pkg.sub`` sets ``pkg.sub``), and a
+    submodule the package does not import, which does ``from pkg import X``, must run
+    after the package, as in a fresh import, or it meets the package's old ``X``.
     """
     if len(units) < 2:
         return units
@@ -127,8 +129,11 @@ def dependency_order(units: list[Unit]) -> list[Unit]:
                 other = _type_module.__get__(value, type(value))  # never a metaclass property
             else:
                 continue
-            if isinstance(other, str) and other in by_name and not _is_within(other, unit.name):
+            if isinstance(other, str) and other in by_name and other != unit.name:
                 found.add(other)
+        if unit.code is not None:
+            imports = imported_modules(unit.code, unit.name)
+            found = {d for d in found if not _is_within(d, unit.name) or d in imports}
         deps[unit.name] = found
     ordered: list[Unit] = []
     state: dict[str, int] = {}
@@ -162,13 +167,19 @@ def _restore(namespace: dict[str, Any], snapshot: Mapping[str, Any]) -> None:
 
 
 BeforeCommit = Callable[[list["Unit"]], ReloadError | None]
+RebindImporters = Callable[["Outcome"], int]
 
 
-def execute(units: list[Unit], before_commit: BeforeCommit | None = None) -> Outcome:
+def execute(
+    units: list[Unit],
+    before_commit: BeforeCommit | None = None,
+    rebind_importers: RebindImporters | None = None,
+) -> Outcome:
     """Run every unit in order; all commit or all are restored.
 
     ``before_commit`` runs once every unit executed; an error it returns aborts the
-    batch like an exception in module code.
+    batch like an exception in module code. ``rebind_importers`` points the importers'
+    copies at the new values during the commit, before the accept hooks run.
     """
     outcome = Outcome()
     done: list[Unit] = []
@@ -204,7 +215,7 @@ def execute(units: list[Unit], before_commit: BeforeCommit | None = None) -> Out
                 _restore(unit.module.__dict__, unit.snapshot)
             _hot.abandon(modules)
     if outcome.error is None:
-        _commit(units, outcome)
+        _commit(units, outcome, rebind_importers)
     return outcome
 
 
@@ -229,14 +240,15 @@ def _bind_submodules(package: ModuleType, code: CodeType) -> None:
                 namespace[leaf] = module
 
 
-def _commit(units: list[Unit], outcome: Outcome) -> None:
-    """Hand over from the old versions to the new ones.
+def _commit(units: list[Unit], outcome: Outcome, rebind_importers: RebindImporters | None) -> None:
+    """Hand over from the old versions to the new ones, in one order:
 
-    Dispose hooks of the outgoing versions (reverse import order, before any patching,
-    so they run the old code), kept names put back, the old objects kept and updated in
-    place, registries repointed, stale names pruned, then the accept hooks of the
-    incoming versions (import order). A hook that raises is reported, never fatal: the
-    new version is committed either way.
+    dispose hooks of the outgoing versions (reverse import order, before any patching,
+    so they run the old code); kept names put back; the old objects kept and updated in
+    place; registries repointed; stale names pruned; importers' copies and added
+    namespaces rebound; then the accept hooks of the incoming versions (import order),
+    which so see the new version everywhere. A hook that raises is reported, never
+    fatal: the new version is committed either way.
     """
     for unit in reversed(units):
         if _hot.has_hooks("dispose", unit.module, unit.snapshot):
@@ -271,6 +283,8 @@ def _commit(units: list[Unit], outcome: Outcome) -> None:
     outcome.report = patcher.report
     outcome.replaced = patcher.replaced
     outcome.warnings.extend(patcher.report.warnings)
+    if rebind_importers is not None:
+        outcome.importers_rebound = rebind_importers(outcome)
     _hot.adopt(u.module for u in units)
     for unit in units:
         outcome.warnings.extend(_hot.run_hooks("accept", unit.module, unit.module.__dict__))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import sys
@@ -14,19 +15,13 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 from typing import Literal, Self
 
-from . import _hot, _now, _transaction
+# _imports: imported for its effect, the import recorder installed with the first open reloader
+from . import _hot, _imports, _now, _state, _transaction, _verify  # noqa: F401
 from ._applier import ApplyThread, Listener, Listeners
 from ._changes import ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
 from ._registry import ModuleRegistry, is_extension, module_origin
-from ._source import (
-    Source,
-    bound_names,
-    compile_source,
-    imported_modules,
-    read_source,
-    runs_this_source,
-)
+from ._source import Source, bound_names, compile_source, imported_modules, read_source
 from ._trust import Untrusted
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .result import STATUSES, ReloadResult, ReloadStats, Status
@@ -37,24 +32,15 @@ logger = logging.getLogger(__name__)
 ApplyMode = Literal["background", "manual"]
 Dependents = Literal["rebind", "reexec"]
 
-# One lock for every reloader in the process: two reloaders may track the same module,
-# and a module must never be re-executed by two threads at once. It is re-entrant so a
-# module whose code polls a reloader while being reloaded does not deadlock itself.
-_RELOAD_LOCK = threading.RLock()
+# The process-wide lock (see _state): two reloaders may track the same module.
+_RELOAD_LOCK = _state.RELOAD_LOCK
 
 _IDLE = ReloadResult("noop")
-
-# The content each file's module runs, as last applied by any reloader of the process,
-# so that two reloaders watching the same module never both re-execute one edit.
-_APPLIED: dict[Path, bytes] = {}
 
 # How often a closed gate (a REPL running a statement) is looked at again.
 _SAFE_POINT_RETRY = 0.05
 # How often the watcher's threads are checked for life (a dead one is restarted).
 _HEALTH_EVERY = 1.0
-
-# File timestamps come from the kernel's coarse clock, a few milliseconds behind.
-_CLOCK_SLACK_NS = 50_000_000
 
 # A read failing with one of these means the file is not there: deleted, or its folder
 # replaced by a file.
@@ -66,8 +52,7 @@ class _FileState:
     """What we know of one tracked file."""
 
     digest: bytes | None  # content of the version now running (None: unknown)
-    source: bytes | None  # that content, kept only until the first reload needs it
-    names: frozenset[str] | None = None  # names that version's source binds
+    names: frozenset[str] | None = None  # names that version's source binds (None: unknown)
     missing: bool = False
     # modules the file's top-level code imports, and the content digest they were read from
     imports: tuple[bytes, frozenset[str]] | None = None
@@ -156,6 +141,11 @@ class Reloader:
         self._watching = False
         self._next_health_check = 0.0
         self._closed = False
+        # Why each file queued at tracking time is reloaded, said in that reload's result.
+        self._notes: dict[Path, str] = {}
+        # Open before the first look at sys.modules: from here on every import under our
+        # paths is recorded exactly, and what came before is verified against its file.
+        _state.open_member(self)
         with _RELOAD_LOCK:
             self._sync()
             self._resume_watching(rescan=False)
@@ -189,6 +179,7 @@ class Reloader:
         if self._closed:
             return
         _now.unregister(self)
+        _state.close_member(self)
         self.stop()
         with _RELOAD_LOCK:
             if unload:
@@ -197,6 +188,7 @@ class Reloader:
             for path in self._files:
                 self._watcher.discard(path)
             self._files.clear()
+            self._notes.clear()
             self._dirty.clear()
             self._registry.forget()
             self._queue.clear()
@@ -375,7 +367,7 @@ class Reloader:
             if source.empty and self._should_wait(path, waited, state):
                 continue
             # What runs is what the last reloader to apply this file applied, whichever.
-            state.digest = _APPLIED.get(path, state.digest)
+            state.digest = self._running_digest(path, state.digest)
             if source.digest == state.digest:
                 # A touch, or an edit reverted to what is running.
                 self._dirty.discard(path)
@@ -406,7 +398,7 @@ class Reloader:
         for path, source in sources.items():
             state = self._files[path]
             for name, module in self._registry.modules_for(path):
-                units.append(_transaction.Unit(name, module, path, source, self._old_names(state)))
+                units.append(_transaction.Unit(name, module, path, source, self._old_names(path, state)))
         if self.dependents == "reexec":
             units.extend(self._importers_of(units))
         return self._transact(units, sources, started)
@@ -439,7 +431,12 @@ class Reloader:
         if compile_error is not None:
             outcome = _transaction.Outcome(compile_error)
         else:
-            outcome = _transaction.execute(_transaction.dependency_order(units), self._before_commit)
+            reloaded = {u.name for u in units}
+            outcome = _transaction.execute(
+                _transaction.dependency_order(units),
+                self._before_commit,
+                lambda done: self._rebind_importers(done.rebound, done.replaced, reloaded),
+            )
         if outcome.error is not None:
             self._dirty.update(sources)
             return self._finish(
@@ -450,23 +447,23 @@ class Reloader:
             if state is None:
                 continue
             state.digest = source.digest
-            _APPLIED[path] = source.digest
-            state.source = None
             state.missing = False
             state.names = next((u.new_names for u in units if u.path == path), None)
             self._dirty.discard(path)
-        rebound = self._rebind_importers(outcome.rebound, outcome.replaced, {u.name for u in units})
+            for _, module in self._registry.modules_for(path):
+                _state.set_running(module, source.data, source.digest, "applied")
         report = outcome.report
+        notes = tuple(self._notes.pop(p) for p in sources if p in self._notes)
         result = ReloadResult(
             "ok",
             names,
             paths,
             None,
-            tuple(outcome.warnings),
+            notes + tuple(outcome.warnings),
             functions_patched=report.functions_patched,
             classes_patched=report.classes_patched,
             classes_replaced=report.classes_replaced,
-            references_rebound=rebound + report.references_rebound,
+            references_rebound=outcome.importers_rebound + report.references_rebound,
             names_pruned=outcome.names_pruned,
         )
         return self._finish(result, started)
@@ -581,17 +578,31 @@ class Reloader:
         error.__cause__ = exc
         return ReloadResult("failed", (), (path,), error)
 
-    def _old_names(self, state: _FileState) -> frozenset[str] | None:
-        if state.names is None and state.source is not None:
-            # First reload of this file: learn what the imported version bound.
-            try:
-                state.names, star = bound_names(compile_source(Source(Path("<old>"), state.source, b"", 0)))
-                if star:
-                    state.names = None
-            except (SyntaxError, ValueError):
-                state.names = None
-            state.source = None
+    def _old_names(self, path: Path | None, state: _FileState) -> frozenset[str] | None:
+        """The names the running version's source binds, learnt from its exact text."""
+        if state.names is None and path is not None:
+            running = self._running(path)
+            if running is not None and running.digest == state.digest:
+                try:
+                    names, star = bound_names(compile_source(Source(path, running.data, running.digest, 0)))
+                except (SyntaxError, ValueError):
+                    return None
+                state.names = None if star else names
         return state.names
+
+    def _running(self, path: Path) -> _state.Running | None:
+        """The exact source every module of ``path`` runs, when they all run the same."""
+        found: _state.Running | None = None
+        for _, module in self._registry.modules_for(path):
+            running = _state.running(module)
+            if running is None or (found is not None and running.digest != found.digest):
+                return None
+            found = running
+        return found
+
+    def _running_digest(self, path: Path, known: bytes | None) -> bytes | None:
+        running = self._running(path)
+        return running.digest if running is not None else known
 
     def _refusal(self, unit: _transaction.Unit) -> tuple[_transaction.Unit, str] | None:
         where = unit.path or unit.name
@@ -629,7 +640,9 @@ class Reloader:
                 except OSError:
                     continue  # it will report itself when it is saved
                 if self._imports_of(path, source, module) & changed:
-                    unit = _transaction.Unit(name, module, path, source, self._old_names(self._files[path]))
+                    unit = _transaction.Unit(
+                        name, module, path, source, self._old_names(path, self._files[path])
+                    )
                     extra.append(unit)
         return extra
 
@@ -670,7 +683,7 @@ class Reloader:
             self._track(path)
         state = self._files.get(path) if path else None
         units = [
-            _transaction.Unit(name, module, path, None, self._old_names(state) if state else None)
+            _transaction.Unit(name, module, path, None, self._old_names(path, state) if state else None)
             for name, module in modules
         ]
         return units, path
@@ -681,13 +694,12 @@ class Reloader:
         added, removed = self._registry.sync()
         if added or removed or _hot.depends_epoch() != self._depends_seen:
             self._sync_depends()
-        since = self._registry.previous_scan_ns
         for path in added:
-            self._track(path, imported_after=since)
+            self._track(path)
             self._watcher.add(path)
         for path in removed:
-            _APPLIED.pop(path, None)  # unloaded: a later import runs whatever the file holds
             self._files.pop(path, None)
+            self._notes.pop(path, None)
             self._dirty.discard(path)
             self._watcher.discard(path)
 
@@ -711,9 +723,9 @@ class Reloader:
         for path, names in wanted.items():
             if path not in self._files:
                 try:
-                    self._files[path] = _FileState(self._read(path).digest, None)
+                    self._files[path] = _FileState(self._read(path).digest)
                 except OSError:
-                    self._files[path] = _FileState(None, None, missing=True)
+                    self._files[path] = _FileState(None, missing=True)
                 self._watcher.add(path)
                 logger.debug("tracking data file %s for %s", path, ", ".join(sorted(names)))
             self._data_deps[path] = names
@@ -722,31 +734,40 @@ class Reloader:
         """The modules a tracked file belongs to: its own, or those depending on it."""
         return self._registry.names_by_path.get(path) or sorted(self._data_deps.get(path, ()))
 
-    def _track(self, path: Path, imported_after: int | None = None) -> None:
-        """Start tracking ``path``, taking its current content as what is running.
+    def _track(self, path: Path) -> None:
+        """Start tracking ``path``: learn exactly what its module runs.
 
-        A module found by a later sync was imported at some point after the previous
-        sync. If its file was written after that point too, it may have been edited
-        after the import: the module's functions and literals are compared with the
-        file's, and on a difference the file is queued so the next poll applies it.
+        A module imported while a reloader was open had its source recorded by its
+        import: that is what runs, and the file is compared with it by content. One
+        imported before (a reloader started late, a forked worker) is compared with its
+        file object by object (``_verify``); on any difference the file is queued, so the
+        next poll reloads it, and the result says why. File timestamps decide nothing.
         """
         try:
             source = self._read(path)
         except OSError:
-            self._files[path] = _FileState(None, None)
+            self._files[path] = _FileState(None)
             return
-        if (
-            imported_after is not None
-            and source.mtime_ns > imported_after - _CLOCK_SLACK_NS
-            and not self._runs_source(path, source)
-        ):
-            self._files[path] = _FileState(None, None)
-            self._queue.push((path,), settled=True)
-            logger.debug("tracking %s (written since the previous look: checking it)", path)
-            return
-        self._files[path] = _FileState(source.digest, source.data)
+        modules = self._registry.modules_for(path)
+        running = self._running(path)
+        if running is not None:
+            self._files[path] = _FileState(running.digest)
+            if running.digest != source.digest:
+                self._changed_since_import(path, "changed since it was imported")
+        else:
+            difference = self._verify(path, source, modules)
+            if difference is None:
+                self._files[path] = _FileState(source.digest)
+                for _, module in modules:
+                    _state.set_running(module, source.data, source.digest, "verified")
+            else:
+                # When every code object matched, only a literal differs: the names the
+                # file binds are the running version's, so the reload prunes as usual.
+                names = self._file_names(source) if difference.code_matches else None
+                self._files[path] = _FileState(None, names)
+                self._changed_since_import(path, f"changed since it was imported ({difference.what} differs)")
         logger.debug("tracking %s", path)
-        for _, module in self._registry.modules_for(path):
+        for _, module in modules:
             if _hot.unknown_dunders(module.__dict__):
                 try:
                     code = compile_source(source)
@@ -754,14 +775,50 @@ class Reloader:
                     code = None
                 _hot.unknown_dunder_warnings(module.__dict__, code, path)
 
-    def _runs_source(self, path: Path, source: Source) -> bool:
+    def _changed_since_import(self, path: Path, why: str) -> None:
+        self._notes[path] = f"{path.name} {why}"
+        logger.info("hotmod: %s %s; reloading it", path, why)
+        self._queue.push((path,), settled=True)
+
+    def _verify(
+        self, path: Path, source: Source, modules: list[tuple[str, ModuleType]]
+    ) -> _verify.Difference | None:
+        """What differs between the running modules of ``path`` and its file, or None."""
+        if not modules or not all(_transaction.uses_plain_source_loader(m) for _, m in modules):
+            return None  # zip imports and custom loaders: their loader owns the source
         try:
-            code = compile_source(source)
-        except (SyntaxError, ValueError):
-            return False
-        return all(
-            runs_this_source(code, module.__dict__, name) for name, module in self._registry.modules_for(path)
-        )
+            tree = ast.parse(source.data, str(path))
+            code = compile(tree, str(path), "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return _verify.Difference("the file's syntax", code_matches=False)
+        for _, module in modules:
+            found = _verify.differences(tree, code, module, str(path))
+            if found is not None:
+                return found
+        return None
+
+    @staticmethod
+    def _file_names(source: Source) -> frozenset[str] | None:
+        try:
+            names, star = bound_names(compile_source(source))
+        except (SyntaxError, ValueError, RecursionError):
+            return None
+        return None if star else names
+
+    # -- the import recorder's calls (from the importing thread; no reload lock) ------
+
+    def _wants_import(self, origin: str) -> bool:
+        return not self._closed and self._registry.resolve(origin) is not None
+
+    def _imported(self, module: ModuleType, origin: str) -> None:
+        """A module under our paths was just imported: watch its file from now on."""
+        if self._closed:
+            return
+        path = self._registry.resolve(origin)
+        if path is not None:
+            self._watcher.add(path)
+            # Wakes the applying thread (and a safe point's), which tracks the module.
+            self._queue.push((path,), settled=True)
 
     def _resume_watching(self, *, rescan: bool) -> None:
         if self._watching:
@@ -778,6 +835,24 @@ class Reloader:
         if self._watching and now >= self._next_health_check:
             self._next_health_check = now + _HEALTH_EVERY
             self._watcher.ensure_running()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: fresh locks, and the threads the parent ran started again.
+
+        Only the forking thread exists in the child. What the modules run is the parent's
+        (the record is the parent's memory, exact here too); events the parent's watcher
+        had not read yet are lost to this process, so every tracked file is compared once.
+        """
+        if self._closed:
+            return
+        self._queue.after_fork()
+        was_running = self._applier.started
+        self._applier.forget_thread()
+        if self._watching:
+            self._watcher.after_fork()
+            self._queue.push(list(self._files), settled=True)
+        if was_running:
+            self._applier.start()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -799,7 +874,10 @@ class Reloader:
                 if self._safe_point is None:
                     self.poll()
                 elif not (self._queue.has_ready() or self._watcher.needs_scan):
-                    continue  # nothing to apply: leave the host alone
+                    # Nothing to apply: leave the host alone, but track what it imported
+                    # meanwhile (a lazy import, a handler's), so that its saves are seen.
+                    with _RELOAD_LOCK:
+                        self._sync()
                 elif not self._safe_point(self.poll):
                     stopping.wait(_SAFE_POINT_RETRY)
             except HotmodError:

@@ -39,6 +39,10 @@ class Watcher(Protocol):
 
     def start(self) -> None: ...
 
+    def after_fork(self) -> None:
+        """In a forked child, where only the forking thread exists: fresh locks, and the
+        watcher's threads started again if it was running."""
+
     def stop(self) -> None: ...
 
     @property

@@ -27,6 +27,9 @@ class ManualWatcher:
     def start(self) -> None:
         pass
 
+    def after_fork(self) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 

@@ -44,7 +44,8 @@ class PollingWatcher:
 
     def scan(self) -> None:
         changed = []
-        for path, old in self._signatures.items():
+        # A copy: an import on another thread may add a file meanwhile.
+        for path, old in list(self._signatures.items()):
             new = _signature(path)
             if new != old:
                 self._signatures[path] = new
@@ -63,6 +64,9 @@ class PollingWatcher:
 
     def stop(self) -> None:
         pass
+
+    def after_fork(self) -> None:
+        pass  # no thread, no lock
 
     @property
     def files(self) -> int:

@@ -269,6 +269,15 @@ class WatchdogWatcher:
         self._rescan()
         return True
 
+    def after_fork(self) -> None:
+        # The observer's threads and the lock's holder (if any) stayed in the parent. The
+        # old observer object is dropped without a stop: there is nothing to stop here.
+        self._lock = threading.Lock()
+        if self._observer is not None:
+            self._observer = None
+            with self._lock:
+                self._start_locked()
+
     def stop(self) -> None:
         with self._lock:
             observer, self._observer = self._observer, None
