@@ -139,6 +139,21 @@ class ChangeQueue:
                 self._boost_locked(now)
             self._cond.notify_all()
 
+    def expect(self) -> None:
+        """A file event arrived and a push may follow: hold the switch interval short now.
+
+        For a watcher to call from the first of its threads that sees a kernel event, so
+        that the hand-offs between its own threads are quick too (a push alone shortens
+        only what comes after it). Only while an applier waits; released as any hold is:
+        when the applier comes back with nothing ready, which it does within
+        ``BOOST_LIMIT`` even if the event was for nothing.
+        """
+        if not self._waiting or self._boost_spent:  # the common case: no lock
+            return
+        with self._cond:
+            if self._waiting:
+                self._boost_locked(time.monotonic())
+
     def defer(self, path: Path) -> None:
         """Look at ``path`` again after the settle time (it was missing or empty)."""
         with self._cond:
@@ -192,7 +207,15 @@ class ChangeQueue:
             self._unboost_locked()
             self._waiting += 1
             try:
-                self._cond.wait(timeout)
+                end = now + timeout
+                while True:
+                    left = end - time.monotonic()
+                    if left <= 0 or self._cond.wait(min(left, BOOST_LIMIT)):
+                        break
+                    if self._ready_locked(time.monotonic()):
+                        break
+                    # Held by expect() for an event that led to nothing: give it back.
+                    self._unboost_locked()
             finally:
                 self._waiting -= 1
             now = time.monotonic()

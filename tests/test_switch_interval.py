@@ -9,6 +9,7 @@ end of its apply, so that a thread that never blocks does not hold up each hand-
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from hotmod import _changes
 
-from .conftest import Results, write
+from .conftest import EVENT_TIMEOUT, Results, write
 
 USER_INTERVAL = 0.0042  # not the default: "restored" must mean what the user had
 # The interpreter keeps whole microseconds: 1e-4 reads back as 9.999...e-05.
@@ -162,3 +163,57 @@ def test_an_apply_held_up_past_the_limit_stops_holding_it(user_interval, tmp_pat
     assert sys.getswitchinterval() == user_interval
     queue.wait(0)
     assert sys.getswitchinterval() == user_interval  # not again for the same save
+
+
+class _AnnouncedCondition(threading.Condition):
+    """The queue's condition, telling the test each time the applier starts to wait on it."""
+
+    def __init__(self) -> None:
+        super().__init__(threading.Lock())
+        self.waits: list[threading.Event] = [threading.Event() for _ in range(3)]
+        self._count = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._count < len(self.waits):
+            self.waits[self._count].set()
+        self._count += 1
+        return super().wait(timeout)
+
+
+def _waiting_applier(queue: _changes.ChangeQueue) -> tuple[threading.Thread, _AnnouncedCondition]:
+    cond = _AnnouncedCondition()
+    queue._cond = cond
+    thread = threading.Thread(target=queue.wait, args=(60.0,))
+    thread.start()
+    assert cond.waits[0].wait(EVENT_TIMEOUT)
+    return thread, cond
+
+
+def test_an_event_a_watcher_expects_holds_it_while_an_applier_waits(user_interval):
+    queue = _changes.ChangeQueue(0.05)
+    queue.expect()  # nobody waits (apply="manual"): nothing to hurry
+    assert sys.getswitchinterval() == user_interval
+
+    thread, _ = _waiting_applier(queue)
+    queue.expect()
+    held = sys.getswitchinterval()
+    queue.wake()  # the applier wakes to nothing ready
+    thread.join(EVENT_TIMEOUT)
+
+    assert held == SHORT
+    assert sys.getswitchinterval() == user_interval
+
+
+def test_an_expected_event_that_leads_to_nothing_is_given_back_within_the_limit(user_interval, monkeypatch):
+    monkeypatch.setattr(_changes, "BOOST_LIMIT", 0.05)
+    queue = _changes.ChangeQueue(0.05)
+    thread, cond = _waiting_applier(queue)
+    queue.expect()
+    held = sys.getswitchinterval()
+    assert cond.waits[1].wait(EVENT_TIMEOUT)  # the applier's next look, still waiting
+    given_back = sys.getswitchinterval()
+    queue.wake()
+    thread.join(EVENT_TIMEOUT)
+
+    assert held == SHORT
+    assert given_back == user_interval
