@@ -217,6 +217,8 @@ class ReloadPlugin(WorkerPlugin):  # type: ignore[misc,unused-ignore]  # Any wit
         self._undo.append(reloader.subscribe(self._publish))
         self._undo.append(_w.add_after_task(self._track_new_modules))
         reloader.start()
+        # Subscribers wait for this worker's result on each save from now on.
+        worker.log_event(TOPIC, {"worker": worker.address, "plugin": self.name, "joined": True})
 
     def teardown(self, worker: Any) -> None:
         self._closing.set()
@@ -225,6 +227,8 @@ class ReloadPlugin(WorkerPlugin):  # type: ignore[misc,unused-ignore]  # Any wit
             self._reloader = None
         while self._undo:
             self._undo.pop()()
+        with contextlib.suppress(Exception):  # a worker closing may not send it any more
+            worker.log_event(TOPIC, {"worker": worker.address, "plugin": self.name, "left": True})
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
         if start == "executing" and finish == "long-running":
@@ -273,6 +277,7 @@ class _Hub:
         self.groups: dict[str, dict[str, ReloadResult]] = {}
         self.timers: dict[str, Any] = {}
         self.subscribers = 0
+        self.members: dict[str, set[str]] = {}  # plugin -> workers that said they run it
 
     def handle(self, event: tuple[float, Mapping[str, Any]]) -> None:
         import asyncio
@@ -280,15 +285,29 @@ class _Hub:
         _, msg = event
         if not isinstance(msg, Mapping) or "worker" not in msg:
             return
-        key = f"{msg.get('plugin')}|{msg.get('key')}"
+        plugin = str(msg.get("plugin"))
         worker = str(msg["worker"])
-        self.expected.add(worker)
-        group = self.groups.setdefault(key, {})
-        group[worker] = _from_payload(msg)
-        if self.expected <= set(group):
-            self.flush(key)
-        elif key not in self.timers:
+        members = self.members.setdefault(plugin, set())
+        if msg.get("left"):
+            members.discard(worker)
+            self.expected.discard(worker)
+            for key in [k for k in self.groups if k.startswith(f"{plugin}|")]:
+                self._check(plugin, key)
+            return
+        members.add(worker)
+        if msg.get("joined"):
+            return
+        key = f"{plugin}|{msg.get('key')}"
+        self.groups.setdefault(key, {})[worker] = _from_payload(msg)
+        if not self._check(plugin, key) and key not in self.timers:
             self.timers[key] = asyncio.get_running_loop().call_later(self.settle, self.flush, key)
+
+    def _check(self, plugin: str, key: str) -> bool:
+        """Emit the save's result if every worker with the plugin reported it."""
+        if (self.expected | self.members.get(plugin, set())) <= set(self.groups.get(key, ())):
+            self.flush(key)
+            return True
+        return False
 
     def flush(self, key: str) -> None:
         timer = self.timers.pop(key, None)
