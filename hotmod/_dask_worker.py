@@ -546,10 +546,10 @@ async def prepare(  # noqa: PLR0917 (called by client.run, positionally)
     shipped = _unpack(changes)
     if sync.version != base:
         # Joined, or missed a save while joining: start from what the client last committed.
+        # They are applied with this save's changes: until then the worker runs its own
+        # copy, which is what its reloader must take as running.
         fetched = await fetch(dask_worker, sync_id)
         if fetched is not None and fetched[0] == base:
-            with sync.lock:
-                sync.committed, sync.version = fetched[1], fetched[0]
             shipped = {**fetched[1], **shipped}
     tx = _Tx(txid, shipped, timeout)
     await _start(sync, tx)
