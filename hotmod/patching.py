@@ -589,8 +589,9 @@ class Patcher:
         kept = self.kept.get(id(kind))
         if kept is None or kept is kind or isinstance(value, (type, enum.Enum)):
             return  # enum members are mapped to the kept members, never re-classed
+        # ``object.__setattr__``: a frozen class' ``__setattr__`` (user code) must not run.
         try:
-            value.__class__ = kept
+            object.__setattr__(value, "__class__", kept)
             return
         except TypeError:
             pass
@@ -599,7 +600,7 @@ class Patcher:
         # one's. On the kept bases (the same slots) it can hand its instance over.
         if self._rebase_twin(kind):
             with contextlib.suppress(TypeError):
-                value.__class__ = kept
+                object.__setattr__(value, "__class__", kept)
                 return
         self.report.warnings.append(
             f"{where}: stays an instance of the new {kind.__qualname__} (its layout differs "

@@ -100,25 +100,47 @@ def test_instances_in_class_bodies_defaults_and_containers_take_the_kept_class(p
 
 
 def test_a_package_runs_before_the_submodules_that_import_from_it(pkg: Pkg) -> None:
-    """Defect 3: ``pkg/sub.py`` doing ``from pkg import X`` runs after ``pkg`` in a batch,
+    """Defect 3: ``import app.sub`` binds ``sub`` on the package, which is no import by the
+    package's code; ``app/sub.py`` doing ``from app import X`` runs after ``app`` in a batch,
     as in a fresh import, so it sees the package's new values and new names."""
     pkg.subpackage("app")
-    init = "VERSION = 1\nfrom .sub import label\n"
-    sub = f"from {pkg.name}.app import VERSION\nLABEL = f'v{{VERSION}}'\ndef label():\n    return LABEL\n"
+    init = "class Base:\n    pass\nVERSION = 1\n"
+    sub = f"from {pkg.name}.app import Base, VERSION\nclass Thing(Base):\n    pass\nLABEL = f'v{{VERSION}}'\n"
     pkg.write("app.__init__", init)
     pkg.write("app.sub", sub)
     package = pkg.import_("app")
     submodule = pkg.import_("app.sub")
-    assert package.label() == "v1"
+    base, thing = package.Base, submodule.Thing
+    assert vars(package)["sub"] is submodule
     r = pkg.reloader()
-    write(pkg.path("app.__init__"), "VERSION = 2\nEXTRA = 3\nfrom .sub import label\n")
-    write(pkg.path("app.sub"), sub.replace("import VERSION", "import VERSION, EXTRA"))
+    write(pkg.path("app.__init__"), init.replace("VERSION = 1", "VERSION = 2\nEXTRA = 3"))
+    write(pkg.path("app.sub"), sub.replace("Base, VERSION", "Base, VERSION, EXTRA"))
     r.notify(pkg.path("app.__init__"), pkg.path("app.sub"))
     result = r.poll()
     assert result.status == "ok", result.error
+    assert result.warnings == ()
     assert submodule.LABEL == "v2"
     assert submodule.EXTRA == 3
-    assert package.label() == "v2"
+    assert package.Base is base
+    assert submodule.Thing is thing
+    assert issubclass(thing, base)
+
+
+def test_a_package_that_imports_its_submodule_still_runs_after_it(pkg: Pkg) -> None:
+    """The other half: a package whose code uses what its submodule builds (toolz's
+    ``functoolz._sigs.create_signature_registry()`` fills the submodule's new registry)."""
+    pkg.subpackage("reg")
+    pkg.write("reg.table", "SIGNATURES = {}\ndef fill(target=SIGNATURES):\n    target['abs'] = 1\n")
+    pkg.write("reg.__init__", "from . import table\ntable.fill()\n")
+    pkg.import_("reg")
+    table = pkg.import_("reg.table")
+    r = pkg.reloader()
+    for name in ("reg.table", "reg.__init__"):
+        write(pkg.path(name), "# edited\n" + pkg.path(name).read_text())
+        r.notify(pkg.path(name))
+    result = r.poll()
+    assert result.status == "ok", result.error
+    assert table.SIGNATURES == {"abs": 1}
 
 
 def test_tuples_and_frozensets_in_defaults_hold_the_kept_classes(pkg: Pkg) -> None:
