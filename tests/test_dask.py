@@ -56,6 +56,16 @@ def across(module: str, started: str, go: str) -> tuple[Any, Any]:
     return first, mod.second()
 
 
+def seceding(module: str, started: str, go: str) -> Any:
+    """Leave the worker's thread pool (as ``worker_client`` does), then wait."""
+    first = importlib.import_module(module).value()
+    distributed.secede()
+    distributed.Event(started).set()
+    if not distributed.Event(go).wait(WAIT):
+        raise TimeoutError("never told to go on")
+    return first
+
+
 async def reload_waits(timeout: float) -> bool:
     """True once a reload on this worker is held back by a running task."""
     loop = asyncio.get_running_loop()
@@ -245,6 +255,26 @@ def test_plugin_task_running_across_the_save_runs_one_version(client, project, o
     assert sorted(result.workers) == workers(client)
     again = client.submit(across, f"{name}.mod", started.name, go.name, workers=[busy], pure=False)
     assert again.result(timeout=WAIT) == ("new", "new")
+
+
+def test_plugin_seceded_task_does_not_hold_the_save(client, project, on_path, plugin):
+    name, package = project("def value():\n    return 1\n")
+    on_path(package.parent, False)
+    heard = plugin(package)
+    on_each(client, call, f"{name}.mod")
+    started = distributed.Event(f"started-{name}")
+    go = distributed.Event(f"go-{name}")
+    task = client.submit(seceding, f"{name}.mod", started.name, go.name, pure=False)
+    assert started.wait(WAIT)
+    try:
+        write_replace(package / "mod.py", "def value():\n    return 2\n")
+        result = heard.next()  # while the seceded task still runs
+        assert result.status == "ok", result.summary()
+        assert not task.done()
+        assert on_each(client, call, f"{name}.mod") == dict.fromkeys(workers(client), 2)
+    finally:
+        go.set()
+    assert task.result(timeout=WAIT) == 1
 
 
 def test_plugin_broken_save_refused_on_every_worker(client, project, on_path, plugin):
