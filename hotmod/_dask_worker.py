@@ -69,6 +69,7 @@ class Gate:
         self._inside: dict[int, int] = {}  # thread ident -> depth (a task running a task inline)
         self._waiting = 0  # reloads waiting for the running tasks
         self._held = False
+        self._blocked = 0  # tasks waiting for a reload
         #: set while a reload waits for running tasks to finish (diagnostics and tests)
         self.contended = threading.Event()
 
@@ -77,6 +78,11 @@ class Gate:
         with self._cond:
             return len(self._inside)
 
+    def wait_blocked(self, count: int, timeout: float) -> bool:
+        """Wait until ``count`` tasks wait for a reload (diagnostics and tests)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._blocked >= count, timeout)
+
     def enter(self) -> None:
         me = threading.get_ident()
         with self._cond:
@@ -84,8 +90,14 @@ class Gate:
             if depth:
                 self._inside[me] = depth + 1
                 return
-            while self._held or self._waiting:
-                self._cond.wait()
+            if self._held or self._waiting:
+                self._blocked += 1
+                self._cond.notify_all()  # for whoever watches ``blocked``
+                try:
+                    while self._held or self._waiting:
+                        self._cond.wait()
+                finally:
+                    self._blocked -= 1
             self._inside[me] = 1
 
     def leave(self) -> None:

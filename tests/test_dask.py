@@ -457,3 +457,115 @@ def test_worker_joining_later_runs_the_current_code(cluster, project, on_path, p
             assert on_each(client, call, f"{shared}.mod") == dict.fromkeys(workers(client), "c")
         finally:
             local.scale(2)
+
+
+# -- the worker side, in this process ------------------------------------------------------------
+
+
+class FakeScheduler:
+    def __init__(self, metadata: Any) -> None:
+        self.metadata = metadata
+
+    async def get_metadata(self, keys: list[str], default: Any = None) -> Any:
+        return self.metadata
+
+
+class FakeWorker:
+    """What ``_dask_worker`` uses of a worker: an address and the scheduler's metadata."""
+
+    def __init__(self, metadata: Any) -> None:
+        self.address = "tcp://fake:1"
+        self.scheduler = FakeScheduler(metadata)
+
+
+def test_worker_that_missed_a_save_applies_it_with_the_next(pkg):
+    one = pkg.module("one", "def value():\n    return 0\n")
+    two = pkg.module("two", "def value():\n    return 0\n")
+    sync_id = uuid.uuid4().hex
+    # The client committed save 1 (to ``one``) while this worker was joining: it runs its
+    # own copy, and hears of save 2 (to ``two``) first.
+    missed = {pkg.qualname("one"): [b"def value():\n    return 1\n", False, "/client/one.py"]}
+    worker = FakeWorker({"version": 1, "sources": missed})
+    change = {pkg.qualname("two"): [b"def value():\n    return 2\n", False, "/client/two.py"]}
+    try:
+        vote = asyncio.run(_dask_worker.prepare(sync_id, 2, 1, change, WAIT, dask_worker=worker))
+        assert vote == {"vote": True}
+        final = asyncio.run(_dask_worker.decide(sync_id, 2, True, dask_worker=worker))
+        assert final["status"] == "ok"
+        assert final["committed"] is True
+        assert sorted(final["modules"]) == [pkg.qualname("one"), pkg.qualname("two")]
+        assert (one.value(), two.value()) == (1, 2)
+        assert _dask_worker.state(sync_id).version == 2
+    finally:
+        _dask_worker.drop(sync_id)
+
+
+def test_worker_rolls_back_when_told(pkg):
+    one = pkg.module("one", "def value():\n    return 0\n")
+    sync_id = uuid.uuid4().hex
+    worker = FakeWorker({"version": 0, "sources": {}})
+    change = {pkg.qualname("one"): [b"def value():\n    return 1\n", False, "/client/one.py"]}
+    try:
+        vote = asyncio.run(_dask_worker.prepare(sync_id, 1, -1, change, WAIT, dask_worker=worker))
+        assert vote == {"vote": True}
+        final = asyncio.run(_dask_worker.decide(sync_id, 1, False, dask_worker=worker))
+        assert final["status"] == "aborted"
+        assert final["committed"] is False
+        assert "rolled back" in final["error"]
+        assert one.value() == 0
+        assert _dask_worker.state(sync_id).committed == {}
+    finally:
+        _dask_worker.drop(sync_id)
+
+
+def test_gate_holds_new_tasks_while_a_reload_waits_for_running_ones():
+    gate = _dask_worker.Gate()
+    order: list[str] = []
+    in_task = threading.Event()
+    finish_task = threading.Event()
+
+    def task(label: str, hold: threading.Event | None = None) -> None:
+        gate.enter()
+        try:
+            order.append(f"{label} start")
+            if hold is not None:
+                in_task.set()
+                assert hold.wait(WAIT)
+            order.append(f"{label} end")
+        finally:
+            gate.leave()
+
+    running = threading.Thread(target=task, args=("old", finish_task))
+    running.start()
+    assert in_task.wait(WAIT)
+
+    def reload() -> None:
+        assert gate.acquire(WAIT)
+        order.append("reload")
+        gate.release()
+
+    reloading = threading.Thread(target=reload)
+    reloading.start()
+    assert gate.contended.wait(WAIT)  # the reload waits for the running task
+    late = threading.Thread(target=task, args=("late",))
+    late.start()
+    assert gate.wait_blocked(1, WAIT)  # the late task waits behind the reload
+    assert gate.running == 1
+    finish_task.set()
+    for thread in (running, reloading, late):
+        thread.join(WAIT)
+    assert order == ["old start", "old end", "reload", "late start", "late end"]
+    assert gate.acquire(0)  # free again
+    gate.release()
+
+
+def test_gate_reload_gives_up_after_its_timeout():
+    gate = _dask_worker.Gate()
+    gate.enter()
+    try:
+        assert gate.acquire(0.01) is False
+        gate.release_thread(threading.get_ident())  # the task seceded
+        assert gate.acquire(WAIT) is True
+        gate.release()
+    finally:
+        gate.leave()
