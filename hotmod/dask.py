@@ -65,6 +65,9 @@ class ClusterResult(ReloadResult):
     workers: Mapping[str, ReloadResult] = field(default_factory=dict)
     rolled_back: tuple[str, ...] = ()  # workers that had the new version ready and restored the old
 
+    def __str__(self) -> str:
+        return self.summary()  # ``subscribe(client, print)`` prints one line per save
+
     def summary(self) -> str:
         ms = self.duration * 1000
         names = ", ".join(self.modules) or ", ".join(p.name for p in self.paths) or "nothing"

@@ -218,6 +218,7 @@ def test_plugin_edit_applied_on_every_worker(client, project, on_path, plugin):
     assert sorted(result.workers) == workers(client)
     assert all(r.status == "ok" and r.modules == (f"{name}.mod",) for r in result.workers.values())
     assert "reloaded" in result.summary()
+    assert str(result) == result.summary()  # subscribe(client, print): one line per save
     assert "2 worker(s)" in result.summary()
     # A task submitted after the save runs the new code, in the same worker processes.
     assert on_each(client, call, f"{name}.mod") == dict.fromkeys(workers(client), 2)
