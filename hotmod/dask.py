@@ -15,9 +15,11 @@ The worker side lives in :mod:`hotmod._dask_worker`. Importing this module impor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -253,8 +255,6 @@ class ReloadPlugin(WorkerPlugin):  # type: ignore[misc,unused-ignore]  # Any wit
 
     def _track_new_modules(self) -> None:
         """After a task: the modules it imported are watched from now on."""
-        import sys
-
         reloader = self._reloader
         if reloader is None or len(sys.modules) == self._seen_modules:
             return
@@ -283,8 +283,6 @@ class _Hub:
         self.members: dict[str, set[str]] = {}  # plugin -> workers that said they run it
 
     def handle(self, event: tuple[float, Mapping[str, Any]]) -> None:
-        import asyncio
-
         _, msg = event
         if not isinstance(msg, Mapping) or "worker" not in msg:
             return
