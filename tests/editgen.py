@@ -1,12 +1,16 @@
 """Generated module groups and random edits for the edit-sequence fuzzer.
 
-A group is 2-4 modules, ``m0`` to ``m3``. Each holds definitions of every kind the
-patcher handles (constants, functions, closures, decorated and cached functions, classes
-with inheritance and ``super()``, dataclasses, enums, state kept with ``hot.keep``).
-Later modules take definitions of earlier ones either by name (``from .m0 import f``) or
-through the module (``from . import m0`` then ``m0.f``), subclass them across modules and
-call them from functions of their own. Each definition is a small record whose integer
-parameters the edits change; ``render`` turns a group into sources.
+A group is 2-4 modules, ``m0`` to ``m3``, sometimes preceded by the package's own
+``__init__`` (whose definitions the submodules take with ``from . import X``, while the
+package never imports them: the import system binds them on it all the same). Each holds
+definitions of every kind the patcher handles (constants, functions, closures, decorated
+and cached functions, classes with inheritance and ``super()``, dataclasses, enums with an
+alias member and a module-level alias, enums of ``object()`` sentinels used as defaults and
+dict keys, classes whose instances sit in class bodies, defaults and lists, state kept
+with ``hot.keep``). Later modules take definitions of earlier ones either by name (``from
+.m0 import f``) or through the module (``from . import m0`` then ``m0.f``), subclass them
+across modules and call them from functions of their own. Each definition is a small
+record whose integer parameters the edits change; ``render`` turns a group into sources.
 
 Edits stay within what the patcher promises to apply in place without warnings (bases,
 ``__slots__`` and enum members never change); refused edits (syntax errors, module code
@@ -30,7 +34,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("const", "func", "closure", "decorated", "cached", "klass", "dataclass", "enum", "kept")
+KINDS = (
+    *("const", "func", "closure", "decorated", "cached", "klass", "dataclass", "enum", "kept"),
+    *("sentinel", "token"),
+)
+PACKAGE = "__init__"  # the group's package module, when it has one (always first)
 FUNCTION_KINDS = ("func", "closure", "decorated", "cached")
 CLASS_KINDS = ("klass", "enum")  # kinds whose methods come and go (``extras``)
 # The value a kept object holds is set by the test after the first import (see
@@ -98,20 +106,35 @@ def _params(rng: random.Random, kind: str) -> list[int]:
 
 def _new_definition(group: Group, rng: random.Random, k: int, kind: str) -> Definition:
     group.counter += 1
-    initial = kind[0].upper() if kind in ("klass", "dataclass", "const", "enum", "kept") else kind[0]
+    capital = ("klass", "dataclass", "const", "enum", "kept", "sentinel", "token")
+    initial = kind[0].upper() if kind in capital else kind[0]
     return Definition(kind, f"{initial}{k}_{group.counter}", _params(rng, kind))
+
+
+def index(module_name: str) -> int:
+    """The number in a module's definition names (9 for the package's own)."""
+    return 9 if module_name == PACKAGE else int(module_name[1:])
+
+
+def dotted(sub: str, module_name: str) -> str:
+    """The module's name under the group's package ``sub``."""
+    return sub if module_name == PACKAGE else f"{sub}.{module_name}"
 
 
 def generate(rng: random.Random) -> Group:
     group = Group([])
-    for k in range(rng.randint(2, 4)):
-        module = Module(f"m{k}", [])
+    count = rng.randint(2, 4)
+    package = rng.random() < 0.4
+    for k in range(count):
+        name = PACKAGE if package and k == 0 else f"m{k - 1 if package else k}"
+        module = Module(name, [])
         group.modules.append(module)
         earlier = group.modules[:k]
+        number = index(name)
         consts: list[str] = []
         needed: set[tuple[str, str]] = set()
         for _ in range(rng.randint(4, 8)):
-            d = _new_definition(group, rng, k, rng.choice(KINDS))
+            d = _new_definition(group, rng, number, rng.choice(KINDS))
             if d.kind == "const":
                 consts.append(d.name)
             if d.kind == "func" and consts and rng.random() < 0.5:
@@ -130,19 +153,20 @@ def generate(rng: random.Random) -> Group:
         usable = [(m.name, d.name) for m in earlier for d in m.defs if d.kind not in ("const", "kept")]
         chosen = rng.sample(usable, min(len(usable), rng.randint(1, 3)))
         refs: list[str] = []
-        for where, name in chosen:
-            if (where, name) not in needed and rng.random() < 0.4:
+        for where, taken in chosen:
+            # The package's definitions are taken by name: ``from . import X``.
+            if where != PACKAGE and (where, taken) not in needed and rng.random() < 0.4:
                 if where not in module.whole:
                     module.whole.append(where)
-                refs.append(f"{where}.{name}")
+                refs.append(f"{where}.{taken}")
             else:
-                needed.add((where, name))
-                refs.append(name)
+                needed.add((where, taken))
+                refs.append(taken)
         module.imports = sorted(needed)
         module.whole.sort()
         for _ in range(rng.randint(1, 2)):
             group.counter += 1
-            module.users.append((f"use{k}_{group.counter}", rng.sample(refs, min(len(refs), 2))))
+            module.users.append((f"use{number}_{group.counter}", rng.sample(refs, min(len(refs), 2))))
     return group
 
 
@@ -165,6 +189,10 @@ def _call(group: Group, ref: str) -> str:
         return f"{ref}().total()"
     if d.kind == "enum":
         return f"{ref}.A.score() + x"
+    if d.kind == "sentinel":
+        return f"{ref}.MISSING.check(x)"
+    if d.kind == "token":
+        return f"{ref}(x).value()"
     return f"{ref}(x)"
 
 
@@ -227,9 +255,62 @@ def _render_definition(d: Definition, fresh: bool) -> list[str]:
             f"class {d.name}(enum.Enum):",
             "    A = 1",
             "    B = 2",
+            "    AA = 1",  # an alias of A
             "    def score(self):",
             f"        return self.value * {p[0]} + {p[1]}",
             *extras,
+            f"{d.name}_A = {d.name}.AA",
+            f"def probe_{d.name}(cls):",
+            f"    return (cls.AA is cls.A, {d.name}_A is cls.A, cls(1) is cls.A, cls['AA'] is cls.A)",
+        ]
+    if d.kind == "sentinel":
+        # Members whose values are new objects on every run; a module-level alias, a
+        # default and a dict key hold them.
+        return [
+            f"class {d.name}(enum.Enum):",
+            "    MISSING = object()",
+            "    OTHER = object()",
+            "    def check(self, x):",
+            f"        return x * {p[0]} + (1 if self is {d.name}_MISSING else {p[1]})",
+            f"{d.name}_MISSING = {d.name}.MISSING",
+            f"{d.name}_TABLE = {{{d.name}_MISSING: {p[2]}}}",
+            f"def is_{d.name}(value={d.name}_MISSING):",
+            f"    return value is {d.name}.MISSING",
+            f"def probe_{d.name}(cls):",
+            "    return (",
+            f"        cls.MISSING is {d.name}_MISSING, is_{d.name}(), is_{d.name}(cls.MISSING),",
+            f"        is_{d.name}(cls.OTHER), {d.name}_TABLE.get(cls.MISSING),",
+            f"        next(iter({d.name}_TABLE)) is cls.MISSING, cls(cls.MISSING.value) is cls.MISSING,",
+            "        cls.MISSING.check(3), cls.OTHER.check(3),",
+            "    )",
+        ]
+    if d.kind == "token":
+        # Instances made in a class body, in defaults (a tuple of the class too) and in a
+        # list: after a reload they must be instances of the kept class.
+        return [
+            f"class {d.name}:",
+            "    def __init__(self, n):",
+            "        self.n = n",
+            "    def __add__(self, other):",
+            f"        if not isinstance(other, {d.name}):",
+            "            return NotImplemented",
+            f"        return {d.name}(self.n + other.n)",
+            "    def value(self):",
+            f"        return self.n * {p[0]}",
+            f"class {d.name}Holder:",
+            f"    first = {d.name}({p[1]})",
+            f"    def m(self, t={d.name}({p[2]})):",
+            "        return (self.first + t).value()",
+            f"def use_{d.name}(x, sep={d.name}(1), *, end={d.name}(2), kinds=({d.name},)):",
+            f"    return ((sep + end + {d.name}(x)).value(), kinds[0] is {d.name})",
+            f"{d.name}_LIST = [{d.name}(3)]",
+            f"def probe_{d.name}(cls):",
+            "    return (",
+            f"        type({d.name}Holder.first) is cls, {d.name}Holder().m(), use_{d.name}(3),",
+            f"        type({d.name}_LIST[0]) is cls, (cls(1) + {d.name}Holder.first).value(),",
+            f"        type(use_{d.name}.__defaults__[0]) is cls,",
+            f"        type(use_{d.name}.__kwdefaults__['end']) is cls,",
+            "    )",
         ]
     sup = "super().m(x) + " if d.use_super else ""
     return [
@@ -260,7 +341,10 @@ def render(group: Group, module: Module, *, fresh: bool = False) -> str:
     by_module: dict[str, list[str]] = {}
     for where, name in module.imports:
         by_module.setdefault(where, []).append(name)
-    lines += [f"from .{where} import {', '.join(names)}" for where, names in sorted(by_module.items())]
+    lines += [
+        f"from .{'' if where == PACKAGE else where} import {', '.join(names)}"
+        for where, names in sorted(by_module.items())
+    ]
     if module.whole:
         lines.append(f"from . import {', '.join(module.whole)}")
     for d in module.defs:
@@ -293,7 +377,7 @@ def mutate(group: Group, rng: random.Random) -> Step:
         new.syntax_error = name
         return Step(new, [name], f"{name}: syntax error")
     if roll < 0.20:
-        d = _new_definition(new, rng, int(name[1:]), rng.choice(FUNCTION_KINDS))
+        d = _new_definition(new, rng, index(name), rng.choice(FUNCTION_KINDS))
         module.defs.append(d)
         return Step(new, [name], f"{name}: add {d.kind} {d.name}")
     removable = [d for d in module.defs if d.kind in FUNCTION_KINDS and not referenced_elsewhere(new, d.name)]
@@ -418,14 +502,20 @@ def held_references(group: Group, modules: dict[str, types.ModuleType]) -> dict[
                 held[f"{m.name}.{d.name}().n"] = instance.n
             if d.kind == "enum":
                 held[f"{m.name}.{d.name}.A"] = obj.A
+            if d.kind == "sentinel":
+                held[f"{m.name}.{d.name}.MISSING"] = obj.MISSING
+            if d.kind == "token":
+                held[f"{m.name}.{d.name}.first"] = namespace[f"{d.name}Holder"].first
         for name, _ in m.users:
             held[f"{m.name}.{name}"] = namespace[name]
     return held
 
 
-def _behaviour(d: Definition | None, obj: Any, instance: Any = None) -> Any:
+def _behaviour(d: Definition | None, obj: Any, instance: Any = None, namespace: Any = None) -> Any:
     kind = d.kind if d is not None else "func"
     try:
+        if d is not None and kind in ("sentinel", "token"):
+            return namespace[f"probe_{d.name}"](obj)
         if kind == "kept":
             return obj[0]
         if kind == "klass":
@@ -445,6 +535,7 @@ def _behaviour(d: Definition | None, obj: Any, instance: Any = None) -> Any:
             return (
                 [(member.name, member.value, member.score()) for member in obj],
                 [getattr(obj.A, a)() for a in sorted(vars(obj)) if a.startswith("extra")],
+                namespace[f"probe_{d.name}"](obj) if d is not None else None,
             )
         return obj(3)
     except Exception as exc:  # recorded, then compared
@@ -470,9 +561,9 @@ def observe(group: Group, modules: dict[str, types.ModuleType], held: dict[str, 
             if d.kind == "const":
                 seen[key] = namespace.get(d.name)
                 continue
-            seen[key] = _behaviour(d, namespace.get(d.name))
+            seen[key] = _behaviour(d, namespace.get(d.name), namespace=namespace)
             if key in held:
-                seen[f"held {key}"] = _behaviour(d, held[key])
+                seen[f"held {key}"] = _behaviour(d, held[key], namespace=namespace)
                 seen[f"held {key} is current"] = held[key] is namespace.get(d.name)
             if f"{key}()" in held:
                 seen[f"held {key}()"] = _behaviour(d, held[key], held[f"{key}()"])
@@ -480,6 +571,13 @@ def observe(group: Group, modules: dict[str, types.ModuleType], held: dict[str, 
             if f"{key}.A" in held:
                 member = held[f"{key}.A"]
                 seen[f"held {key}.A"] = (member is namespace[d.name].A, member.score())
+            if f"{key}.MISSING" in held:
+                member = held[f"{key}.MISSING"]
+                seen[f"held {key}.MISSING"] = (member is namespace[d.name].MISSING, member.check(3))
+            if f"{key}.first" in held:
+                first = held[f"{key}.first"]
+                # Made by the first version: it keeps its own ``n``, and runs the new code.
+                seen[f"held {key}.first"] = (type(first) is namespace[d.name], first.value() // first.n)
         for name, _ in m.users:
             key = f"{m.name}.{name}"
             seen[key] = _behaviour(None, namespace.get(name))
@@ -498,12 +596,14 @@ def expected(group: Group) -> dict[str, Any]:
     modules: dict[str, types.ModuleType] = {}
     try:
         for m in group.modules:
-            full = f"{package}.{m.name}"
-            mod = types.ModuleType(full)
-            mod.__package__ = package
-            mod.__file__ = f"<fresh {full}>"
-            sys.modules[full] = mod
-            setattr(parent, m.name, mod)
+            if m.name == PACKAGE:
+                mod = parent  # the package's own code runs in the package
+            else:
+                mod = types.ModuleType(f"{package}.{m.name}")
+                mod.__package__ = package
+                sys.modules[mod.__name__] = mod
+                setattr(parent, m.name, mod)
+            mod.__file__ = f"<fresh {mod.__name__}>"
             exec(compile(render(group, m, fresh=True), mod.__file__, "exec"), mod.__dict__)
             modules[m.name] = mod
         return observe(group, modules, held_references(group, modules))

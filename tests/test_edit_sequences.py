@@ -99,7 +99,7 @@ class _Play:
         self.disk = editgen.sources(start)
         for name, text in self.disk.items():
             pkg.write(f"{sub}.{name}", text)
-        self.modules = {m.name: pkg.import_(f"{sub}.{m.name}") for m in start.modules}
+        self.modules = {m.name: pkg.import_(editgen.dotted(sub, m.name)) for m in start.modules}
         self.reloader = hotmod.Reloader(
             self.directory,
             backend="manual",
