@@ -3,10 +3,13 @@
 Run as ``python -P realpkg_run.py '<json spec>'`` with these keys:
 
 - ``source_root``: the folder that goes first on ``sys.path`` (the package imports from it);
-- ``package``: the import name; ``package_dir``: its folder;
-- ``skip_dirs``: folders under ``package_dir`` whose modules are neither imported nor edited
+- ``packages``: ``[import name, folder]`` of each package the distribution installs
+  (attrs installs ``attr`` and ``attrs``);
+- ``skip_dirs``: folders under a package whose modules are neither imported nor edited
   here (the package's own tests: pytest imports them itself);
 - ``reload``: whether to edit every module file and apply the edit through hotmod first;
+- ``edit``: ``"shift"`` (a comment line on top moves every line down one, and a new global
+  at the end) or ``"comments"`` (comment lines only, at the end: no line moves);
 - ``rootdir``, ``pytest_args``: how to run the package's suite;
 - ``hotmod_file``: the ``hotmod/__init__.py`` the parent tests, so both run the same code.
 
@@ -32,6 +35,7 @@ import pytest
 
 EDIT_HEAD = "# reloaded in place by hotmod's real-package test; this line moves every other one\n"
 EDIT_TAIL = "\n_hotmod_edit = 1\n"
+EDIT_COMMENTS = "# reloaded in place by hotmod's real-package test\n# (comments only: no line moves)\n"
 
 
 def module_files(package: str, package_dir: Path, skip_dirs: list[str]) -> dict[str, Path]:
@@ -48,12 +52,15 @@ def module_files(package: str, package_dir: Path, skip_dirs: list[str]) -> dict[
     return dict(sorted(found.items(), key=lambda item: item[0].split(".")))
 
 
-def edited(text: str) -> str:
-    """The same code one line lower, plus a harmless new global.
+def edited(text: str, kind: str) -> str:
+    """The same code one line lower, plus a harmless new global; or the same code with
+    comments added at the end, so only the file's bytes change.
 
     The new line goes after a shebang or an encoding declaration, which only count on
     the first two lines.
     """
+    if kind == "comments":
+        return text + ("" if text.endswith("\n") or not text else "\n") + EDIT_COMMENTS
     lines = text.splitlines(keepends=True)
     head = 0
     while head < min(2, len(lines)) and (lines[head].startswith("#!") or "coding" in lines[head]):
@@ -86,7 +93,9 @@ def definitions(module: types.ModuleType) -> dict[str, types.FunctionType]:
     return found
 
 
-def reload_everything(files: dict[str, Path], package_dir: Path) -> tuple[dict[str, Any], Any]:
+def reload_everything(
+    files: dict[str, Path], package_dirs: list[Path], kind: str
+) -> tuple[dict[str, Any], Any]:
     """Edit every file, apply the edits in one poll, and say what happened to what."""
     import hotmod
 
@@ -96,10 +105,10 @@ def reload_everything(files: dict[str, Path], package_dir: Path) -> tuple[dict[s
         for name, module in modules.items()
         for key, func in definitions(module).items()
     }
-    reloader = hotmod.Reloader([package_dir], backend="manual", apply="manual", debounce=0)
+    reloader = hotmod.Reloader(package_dirs, backend="manual", apply="manual", debounce=0)
     tracked = set(reloader.modules.values())
     for path in files.values():
-        path.write_text(edited(path.read_text(encoding="utf-8")), encoding="utf-8")
+        path.write_text(edited(path.read_text(encoding="utf-8"), kind), encoding="utf-8")
     importlib.invalidate_caches()
     reloader.notify(*files.values())
     # Module code may warn when it runs again; record it rather than let a filter decide.
@@ -110,9 +119,14 @@ def reload_everything(files: dict[str, Path], package_dir: Path) -> tuple[dict[s
     after = {name: definitions(module) for name, module in modules.items()}
     moved: list[str] = []
     stale: list[str] = []
+    # Shifted: every function holds new code one line lower. Comments only: every function
+    # is still the same object at the same line (whether its code object was swapped
+    # depends on whether the module ran again, which a comment need not cause).
+    shift = 1 if kind == "shift" else 0
     for (name, key), (func, code) in before.items():
         same = after[name].get(key) is func
-        if same and func.__code__.co_firstlineno == code.co_firstlineno + 1:
+        new_code = func.__code__ is not code or not shift
+        if same and new_code and func.__code__.co_firstlineno == code.co_firstlineno + shift:
             moved.append(f"{name}:{key}")
         else:
             stale.append(f"{name}:{key}" + ("" if same else " (another object now)"))
@@ -182,13 +196,16 @@ def main() -> int:
         )
         return 3
 
-    files = module_files(spec["package"], Path(spec["package_dir"]), spec["skip_dirs"])
+    files: dict[str, Path] = {}
+    package_dirs = [Path(folder) for _, folder in spec["packages"]]
+    for package, folder in spec["packages"]:
+        files.update(module_files(package, Path(folder), spec["skip_dirs"]))
     for name in files:
         importlib.import_module(name)
     outcome: dict[str, Any] = {"modules": sorted(files)}
     reloader = None
     if spec["reload"]:
-        outcome["reload"], reloader = reload_everything(files, Path(spec["package_dir"]))
+        outcome["reload"], reloader = reload_everything(files, package_dirs, spec["edit"])
         print(outcome["reload"]["report"])
         if outcome["reload"]["error"]:
             print(outcome["reload"]["error"])
