@@ -453,7 +453,12 @@ class Patcher:
         if depth <= 0 or isinstance(a, (type, types.FunctionType, types.ModuleType)):
             return False
         state_a, state_b = _plain_state(a), _plain_state(b)
-        if state_a is None or state_b is None or list(state_a) != list(state_b):
+        if state_a is None or state_b is None or len(state_a) != len(state_b):
+            return False
+        # Attribute names compared as exact strings only: any other key's ``__eq__`` is user code.
+        if not all(
+            type(x) is str and type(y) is str and x == y for x, y in zip(state_a, state_b, strict=True)
+        ):
             return False
         return all(self._same_value(state_a[k], state_b[k], depth - 1) for k in state_a)
 

@@ -285,3 +285,47 @@ def test_a_wraps_wrapper_of_another_modules_function_is_updated_in_place(pkg: Pk
     assert result.warnings == ()
     assert mod.h is held
     assert held() == 12
+
+
+def test_instances_of_a_class_that_refuses_setattr_are_reclassed(pkg: Pkg) -> None:
+    """A frozen class' ``__setattr__`` (attrs' ``frozen=True``) is user code: re-classing
+    never goes through it, at module level or in a class body."""
+    v1 = (
+        "class Frozen:\n"
+        "    def __setattr__(self, name, value):\n        raise AttributeError('frozen')\n"
+        "    def m(self):\n        return 1\n"
+        "DEFAULT = Frozen()\n"
+        "class Holder:\n    item = Frozen()\n"
+    )
+    mod = pkg.module("frozen", v1)
+    frozen = mod.Frozen
+    r = pkg.reloader()
+    result = edit(r, pkg.path("frozen"), v1.replace("return 1", "return 2"))
+    assert result.status == "ok", result.error
+    assert result.warnings == ()
+    assert type(mod.DEFAULT) is frozen
+    assert type(mod.Holder.item) is frozen
+    assert mod.DEFAULT.m() == mod.Holder.item.m() == 2
+
+
+def test_an_enum_whose_member_values_are_equal_plain_objects_is_kept(pkg: Pkg) -> None:
+    """Values made by the same expression (an instance with the same plain state) are the
+    same members; an instance whose state changed is a changed member."""
+    v1 = (
+        "import enum\n"
+        "class Spec:\n    def __init__(self, n):\n        self.n = n\n"
+        "class Kind(enum.Enum):\n    A = Spec(1)\n    B = Spec(2)\n"
+        "VERSION = 1\n"
+    )
+    mod = pkg.module("specs", v1)
+    held = mod.Kind.A
+    r = pkg.reloader()
+    result = edit(r, pkg.path("specs"), v1.replace("VERSION = 1", "VERSION = 2"))
+    assert result.status == "ok", result.error
+    assert (result.warnings, result.classes_replaced) == ((), 0)
+    assert mod.Kind.A is held
+    assert type(held.value) is mod.Spec
+    result = edit(r, pkg.path("specs"), v1.replace("Spec(2)", "Spec(3)"))
+    assert result.status == "ok", result.error
+    assert result.classes_replaced == 1
+    assert mod.Kind.B.value.n == 3
