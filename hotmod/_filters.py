@@ -53,10 +53,24 @@ def _compile(patterns: Iterable[str]) -> re.Pattern[str] | None:
 
 
 def _system_dirs() -> tuple[str, ...]:
-    """The standard library and site-packages: never tracked unless asked for."""
+    """The standard library, site-packages and hotmod itself: never tracked unless a
+    root lies inside one of them."""
     names = ("stdlib", "platstdlib", "purelib", "platlib")
     found = {os.path.realpath(p) for n in names if (p := sysconfig.get_paths().get(n))}
+    found.add(os.path.realpath(os.path.dirname(__file__)))  # an editable install of hotmod
     return tuple(sorted(found))
+
+
+# The root of an interactive session that was given no paths: every module outside the
+# standard library, installed packages (site-packages, dist-packages, virtualenvs) and
+# hotmod is the user's code, wherever it lives: the working directory, folders on
+# sys.path, editable installs of their own packages.
+USER_CODE_ROOT = Path(os.path.abspath(os.sep))
+
+
+def is_user_code(path: str) -> bool:
+    """Whether a module file is the user's own code in the sense of ``USER_CODE_ROOT``."""
+    return _USER_FILTER.accepts(Path(os.path.realpath(path)))
 
 
 class PathFilter:
@@ -125,3 +139,6 @@ class PathFilter:
 
 def _is_within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+_USER_FILTER = PathFilter([USER_CODE_ROOT])

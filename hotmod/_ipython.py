@@ -20,7 +20,9 @@ from .watch import BackendName
 USAGE = """\
 %hotmod                 status: folders watched, modules tracked, recent reloads and errors
 %hotmod on | off        apply changes before each cell, or stop (changes wait meanwhile)
-%hotmod paths [DIR...]  show the watched folders, or watch these instead
+%hotmod paths [DIR...]  show what is watched, or watch only these folders (by default: all
+                        your code, every module outside the standard library and installed
+                        packages; %hotmod paths --all goes back to that)
 %hotmod backend NAME    how changes are found: auto (kernel file events), polling (a stat
                         of each tracked file before each cell: network and container mounts)
 %hotmod reload NAME...  re-execute these modules now, changed or not"""
@@ -45,7 +47,7 @@ def unload(shell: Any) -> None:
 class _Extension:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
-        self.session = Session([os.getcwd()], shell.user_ns)
+        self.session = Session(None, shell.user_ns)
         shell.events.register("pre_run_cell", self.pre_run_cell)
         shell.register_magic_function(self.magic, "line", "hotmod")
 
@@ -58,10 +60,13 @@ class _Extension:
         # must run whatever happened: report and carry on.
         try:
             results = self.session.apply()
+            notices = self.session.notices()
         except Exception as exc:
             print(f"hotmod: could not apply changes: {exc!r}", file=sys.stderr)
             return
-        _show(results)
+        _show(results, self.session)
+        for line in notices:
+            print(line, file=sys.stderr)
 
     def magic(self, line: str) -> None:
         try:
@@ -77,26 +82,31 @@ class _Extension:
                 self.session.enabled = command == "on"
                 print(f"hotmod: {'applying changes before each cell' if command == 'on' else 'off'}")
                 if command == "on":
-                    _show(self.session.apply())
+                    _show(self.session.apply(), self.session)
             elif command == "paths":
-                if args:
+                if args == ["--all"]:
+                    self.session.reconfigure(user_code=True)
+                elif args:
                     self.session.reconfigure(paths=[os.path.expanduser(a) for a in args])
-                print("hotmod: watching " + ", ".join(str(p) for p in self.session.paths))
+                print(f"hotmod: watching {self.session.watching}")
             elif command == "backend" and len(args) == 1 and args[0] in _BACKENDS:
                 self.session.reconfigure(backend=_BACKENDS[args[0]])
                 print(f"hotmod: finding changes with the {self.session.reloader.backend} backend")
             elif command == "reload" and args:
                 for name in args:
                     self.session.reloader.reload(name)
-                _show(self.session.apply())
+                _show(self.session.apply(), self.session)
             else:
                 print(USAGE)
         except HotmodError as exc:
             print(f"hotmod: {exc}", file=sys.stderr)
 
 
-def _show(results: list[ReloadResult]) -> None:
+def _show(results: list[ReloadResult], session: Session) -> None:
     for result in results:
         stream = sys.stdout if result.ok else sys.stderr
-        for text in describe(result):
+        lines = describe(result)
+        if lines and session.first_time():
+            lines.insert(0, session.tracking_line())
+        for text in lines:
             print(text, file=stream)

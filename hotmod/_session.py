@@ -10,11 +10,14 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ._filters import USER_CODE_ROOT, is_user_code
+from ._registry import module_origin
 from .reloader import Reloader
 from .result import ReloadResult
 from .watch import BackendName
@@ -26,12 +29,22 @@ _STATUS_NAMES = 12
 _STATUS_RECENT = 5
 
 
+USER_CODE = "your code (every module outside the standard library and installed packages)"
+
+
 class Session:
-    """One reloader for an interactive namespace, with the results not shown yet."""
+    """One reloader for an interactive namespace, with the results not shown yet.
+
+    Given no paths, a session tracks the user's code wherever it lives: every module
+    imported from outside the standard library, installed packages and hotmod (the
+    working directory, folders on ``sys.path``, editable installs). Given paths, a
+    module of the user's imported from elsewhere is named once, so an edit to it is
+    never ignored silently.
+    """
 
     def __init__(
         self,
-        paths: Iterable[str | os.PathLike[str]],
+        paths: Iterable[str | os.PathLike[str]] | None,
         namespace: dict[str, object],
         *,
         backend: BackendName = "auto",
@@ -48,6 +61,10 @@ class Session:
         self.history: collections.deque[ReloadResult] = collections.deque(maxlen=_HISTORY)
         self._unseen: list[ReloadResult] = []
         self._lock = threading.Lock()
+        self._notices: list[str] = []  # lines to show at the next prompt
+        self._named: set[str] = set()  # untracked modules already named
+        self._seen_modules = 0  # len(sys.modules) when untracked modules were last looked for
+        self._told_tracked = False
         # The session shows every result itself. Without a handler of the user's on the
         # hotmod logger, logging's last-resort handler would print the warnings a second
         # time, from the reloader's thread, across the prompt.
@@ -55,9 +72,10 @@ class Session:
         logging.getLogger("hotmod").addHandler(self._silencer)
         self.reloader = self._make_reloader(paths)
 
-    def _make_reloader(self, paths: Iterable[str | os.PathLike[str]]) -> Reloader:
+    def _make_reloader(self, paths: Iterable[str | os.PathLike[str]] | None) -> Reloader:
+        self.user_code = paths is None
         reloader = Reloader(
-            list(paths),
+            [USER_CODE_ROOT] if paths is None else list(paths),
             backend=self.backend,
             poll_interval=self.poll_interval,
             apply="background" if self.background else "manual",
@@ -80,13 +98,31 @@ class Session:
     def paths(self) -> tuple[Path, ...]:
         return self.reloader.paths
 
+    @property
+    def watching(self) -> str:
+        """What the session tracks, in words."""
+        return USER_CODE if self.user_code else ", ".join(str(p) for p in self.paths)
+
     def reconfigure(
-        self, paths: Iterable[str | os.PathLike[str]] | None = None, backend: BackendName | None = None
+        self,
+        paths: Iterable[str | os.PathLike[str]] | None = None,
+        backend: BackendName | None = None,
+        *,
+        user_code: bool = False,
     ) -> None:
-        """Watch other folders, or watch another way; modules keep their current versions."""
+        """Watch other folders (or, with ``user_code``, all the user's code), or watch
+        another way; modules keep their current versions."""
         if backend is not None:
             self.backend = backend
-        new = self._make_reloader(self.paths if paths is None else paths)
+        if user_code:
+            wanted: Iterable[str | os.PathLike[str]] | None = None
+        elif paths is None:
+            wanted = None if self.user_code else self.paths
+        else:
+            wanted = paths
+        self._named.clear()
+        self._seen_modules = 0
+        new = self._make_reloader(wanted)
         old, self.reloader = self.reloader, new
         old.close()
 
@@ -103,6 +139,44 @@ class Session:
             unseen, self._unseen = self._unseen, []
         return unseen
 
+    def notices(self) -> list[str]:
+        """Lines to show once: what is tracked (with the first reload) and the user's
+        modules imported from outside the watched paths."""
+        if not self.user_code and len(sys.modules) != self._seen_modules:
+            self._seen_modules = len(sys.modules)
+            tracked = set(self.reloader.modules.values())
+            for name, module in list(sys.modules.items()):
+                if name in self._named or name in tracked or name == "__main__":
+                    continue
+                origin = module_origin(module)
+                if (
+                    origin
+                    and origin.endswith(".py")
+                    and is_user_code(origin)
+                    and not self._under_paths(origin)
+                ):
+                    self._named.add(name)
+                    self._notices.append(
+                        f"hotmod: {name} ({origin}) is not tracked: it is outside {self.watching}, so its "
+                        "edits are not applied (%hotmod paths, or hotmod.repl.enable(paths), changes that)"
+                    )
+        notices, self._notices = self._notices, []
+        return notices
+
+    def _under_paths(self, origin: str) -> bool:
+        real = os.path.realpath(origin)
+        return any(real == str(p) or real.startswith(str(p).rstrip(os.sep) + os.sep) for p in self.paths)
+
+    def tracking_line(self) -> str:
+        """Said with the first reload: what the session tracks."""
+        count = len(self.reloader.modules)
+        return f"hotmod: tracking {count} module(s) of {self.watching}"
+
+    def first_time(self) -> bool:
+        """True once: the first reload of the session is shown with what is tracked."""
+        first, self._told_tracked = not self._told_tracked, True
+        return first
+
     def status(self) -> list[str]:
         """What ``%hotmod`` shows: state, folders, tracked modules, totals, recent results."""
         stats = self.reloader.stats
@@ -111,7 +185,7 @@ class Session:
         counts = stats.counts
         lines = [
             f"hotmod: {'on' if self.enabled else 'off'} (backend {self.reloader.backend}), "
-            f"watching {', '.join(str(p) for p in self.paths)}",
+            f"watching {self.watching}",
             f"  {len(names)} module(s) tracked" + (f": {shown}" if names else ""),
             f"  {counts['ok']} reloaded, {counts['aborted']} aborted, {counts['failed']} failed, "
             f"{counts['needs_restart']} needing a restart",

@@ -69,6 +69,21 @@ def differences(tree: ast.Module, code: CodeType, module: ModuleType, filename: 
     return None if found is None else Difference(found, code_matches=True)
 
 
+def own_definitions(modules: list[tuple[str, ModuleType]], filename: str) -> frozenset[str]:
+    """Names bound to a function or class that ``filename``'s source defined under that
+    very name: what a ``def`` or ``class`` statement of the running version bound."""
+    found: set[str] = set()
+    for name, module in modules:
+        for key, value in list(module.__dict__.items()):
+            if isinstance(value, FunctionType):
+                if value.__code__.co_filename == filename and value.__code__.co_name == key:
+                    found.add(key)
+            elif isinstance(value, type):
+                if value.__dict__.get("__module__") == name and value.__name__ == key:
+                    found.add(key)
+    return frozenset(found)
+
+
 def _compare_defs(
     body: list[ast.stmt], code: CodeType, scope: Mapping[str, object], class_name: str
 ) -> str | None:
@@ -138,7 +153,12 @@ def _compare_literals(
             literal = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             continue
-        if _plain(literal) and not _same_literal(scope[name], literal):
+        current = scope[name]
+        if not _plain(literal) or not _plain_or_member(current):
+            # The file says ``EVENT = None`` and the module holds an Event: state that the
+            # program put there, not an edit (no literal edit makes a non-literal value).
+            continue
+        if not _same_literal(current, literal):
             return f"{prefix}constant {name}"
     return None
 
@@ -282,6 +302,11 @@ def _plain(value: object) -> bool:
     if isinstance(value, (tuple, list)):
         return all(_plain(v) for v in value)
     return type(value) in _PLAIN
+
+
+def _plain_or_member(value: object) -> bool:
+    enum = sys.modules.get("enum")
+    return _plain(value) or (enum is not None and isinstance(value, enum.Enum))
 
 
 def _same_literal(current: object, literal: object) -> bool:

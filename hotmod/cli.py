@@ -197,7 +197,7 @@ def _run(argv: list[str]) -> int:
 
 def _repl(watch: list[str], poll: float | None) -> int:
     """Python's own prompt (the new one on 3.13), with hotmod.repl enabled first."""
-    paths = [os.path.abspath(p) for p in watch] or [os.getcwd()]
+    paths = [os.path.abspath(p) for p in watch] or None  # None: all the user's code
     setup = f"__import__('hotmod.repl').repl._start_session({paths!r}, {poll!r})"
     command = [sys.executable, "-i", "-c", setup]
     if os.name == "posix":

@@ -334,6 +334,8 @@ class Reloader:
     def _poll_locked(self) -> ReloadResult:
         self._sync()
         self._check_watcher()
+        if self._watching:
+            self._watcher.flush()  # saves made before this call, still in the kernel's queue
         if self._watcher.needs_scan:
             self._watcher.scan()
         ready, waited = self._queue.take_ready()
@@ -761,9 +763,12 @@ class Reloader:
                 for _, module in modules:
                     _state.set_running(module, source.data, source.digest, "verified")
             else:
-                # When every code object matched, only a literal differs: the names the
-                # file binds are the running version's, so the reload prunes as usual.
-                names = self._file_names(source) if difference.code_matches else None
+                # The names the running version's source bound: the file's when every code
+                # object matched (only a literal differs); else also the definitions the
+                # module holds under their own names, so a def removed since is pruned.
+                names = self._file_names(source)
+                if names is not None and not difference.code_matches:
+                    names |= _verify.own_definitions(modules, str(path))
                 self._files[path] = _FileState(None, names)
                 self._changed_since_import(path, f"changed since it was imported ({difference.what} differs)")
         logger.debug("tracking %s", path)

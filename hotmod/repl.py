@@ -38,7 +38,12 @@ def enable(
     poll_interval: float = 0.5,
     namespace: dict[str, object] | None = None,
 ) -> Reloader:
-    """Reload the modules under ``paths`` (default: the working directory) before each prompt.
+    """Reload the user's modules before each prompt.
+
+    By default every module imported from outside the standard library and installed
+    packages is tracked (the working directory, folders on ``sys.path``, editable
+    installs); ``paths`` narrows that to these folders, and a module of the user's
+    imported from elsewhere is then named once at the prompt.
 
     ``namespace`` (default: ``__main__``'s, the REPL's globals) gets its ``from m import x``
     names rebound like any importer's. Calling ``enable`` again replaces the session.
@@ -46,9 +51,7 @@ def enable(
     """
     global _session, _previous_ps1, _had_ps1
     disable()
-    if paths is None:
-        paths = [os.getcwd()]
-    elif isinstance(paths, (str, os.PathLike)):
+    if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if namespace is None:
         namespace = sys.modules["__main__"].__dict__
@@ -84,15 +87,15 @@ def enabled() -> bool:
     return _session is not None
 
 
-def _start_session(paths: list[str], poll: float | None) -> None:
+def _start_session(paths: list[str] | None, poll: float | None) -> None:
     """What ``python -m hotmod`` runs in the new interpreter before its prompt."""
     from . import __version__
 
     reloader = enable(paths, backend="polling" if poll is not None else "auto", poll_interval=poll or 0.5)
-    where = ", ".join(str(p) for p in reloader.paths)
+    assert _session is not None
     print(
-        f"Python {sys.version.split()[0]} with hotmod {__version__}: modules under {where} "
-        f"reload before each prompt ({len(reloader.modules)} tracked now; hotmod.repl.disable() stops).",
+        f"Python {sys.version.split()[0]} with hotmod {__version__}: {_session.watching} "
+        f"reloads before each prompt ({len(reloader.modules)} tracked now; hotmod.repl.disable() stops).",
         file=sys.stderr,
     )
     startup = os.environ.get("PYTHONSTARTUP")
@@ -110,6 +113,9 @@ def _show_pending() -> str:
         return ""
     try:
         lines = [line for result in session.apply() for line in describe(result)]
+        if lines and session.first_time():
+            lines.insert(0, session.tracking_line())
+        lines += session.notices()
     except Exception as exc:  # a prompt must never fail
         lines = [f"hotmod: could not apply changes: {exc!r}"]
     return "".join(line + "\n" for line in lines)

@@ -67,8 +67,11 @@ def test_a_cell_runs_the_code_saved_before_it(
     assert cell(shell, "f(), X, thing.hello(), m.f()") == ("two", 2, "hello", "two")
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("hotmod:")]
-    assert len(lines) == 1, out
-    assert lines[0].startswith(f"hotmod: reloaded {pkg.qualname('m')} in "), out
+    # The session's first reload says what is tracked, once.
+    assert len(lines) == 2, out
+    assert lines[0].startswith("hotmod: tracking "), out
+    assert "of your code" in lines[0], out
+    assert lines[1].startswith(f"hotmod: reloaded {pkg.qualname('m')} in "), out
 
 
 def test_a_broken_save_is_reported_and_the_cell_runs_the_old_version(
@@ -133,7 +136,7 @@ def test_status_reload_and_paths_magics(shell: Any, pkg: Pkg, capsys: pytest.Cap
     cell(shell, "%hotmod")
     status = capsys.readouterr().out
     assert "hotmod: on (backend polling)" in status, status
-    assert f"watching {pkg.root}" in status, status
+    assert "watching your code" in status, status
     assert "1 reloaded, 0 aborted" in status, status
     other = pkg.root / "elsewhere"
     other.mkdir()
@@ -142,6 +145,14 @@ def test_status_reload_and_paths_magics(shell: Any, pkg: Pkg, capsys: pytest.Cap
     save(pkg, "m", "runs = None\n")
     cell(shell, "1")
     assert log == [1, 1]  # no longer watched
+    # ... and the user is told so, once per module.
+    err = capsys.readouterr().err
+    assert f"hotmod: {pkg.qualname('m')} (" in err, err
+    assert "is not tracked" in err, err
+    cell(shell, "2")
+    assert "is not tracked" not in capsys.readouterr().err
+    cell(shell, "%hotmod paths --all")
+    assert "hotmod: watching your code" in capsys.readouterr().out
     cell(shell, "%hotmod nonsense")
     assert "%hotmod reload NAME" in capsys.readouterr().out
 
@@ -159,3 +170,60 @@ def test_unloading_the_extension_stops_reloading(pkg: Pkg, monkeypatch: pytest.M
         assert cell(ip, "m.f()") == 1
     finally:
         del ip.user_ns["m"]
+
+
+def test_with_kernel_events_a_cell_right_after_each_save_runs_it(
+    pkg: Pkg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default backend: the kernel has queued the save's event when the save returns,
+    and the cell reads it before running, without waiting for the watcher's thread."""
+    monkeypatch.chdir(pkg.root)
+    pkg.write("m", "def f():\n    return 0\n")
+    ip = InteractiveShell.instance()
+    ip.run_cell("%load_ext hotmod")
+    try:
+        cell(ip, f"import {pkg.qualname('m')} as m")
+        for n in range(1, 21):
+            # Half the saves in place, half as editors do (temp file, then os.replace).
+            text = f"def f():\n    return {n}\n"
+            if n % 2:
+                pkg.write("m", text)
+            else:
+                save(pkg, "m", text)
+            assert cell(ip, "m.f()") == n
+    finally:
+        ip.run_cell("%unload_ext hotmod")
+        ip.user_ns.pop("m", None)
+
+
+def test_a_notebook_beside_its_code_tracks_the_code_on_sys_path(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The common layout: notebooks/ for the notebook, src/ for the code (on sys.path or
+    installed with ``pip install -e .``); the kernel runs in notebooks/."""
+    import sys
+    import uuid
+
+    notebooks, src = tmp_path / "notebooks", tmp_path / "src"
+    notebooks.mkdir()
+    name = f"proj_{uuid.uuid4().hex[:8]}"
+    (src / name).mkdir(parents=True)
+    (src / name / "__init__.py").write_text("")
+    (src / name / "core.py").write_text("def f():\n    return 1\n")
+    monkeypatch.chdir(notebooks)
+    monkeypatch.syspath_prepend(str(src))
+    ip = InteractiveShell.instance()
+    ip.run_cell("%load_ext hotmod")
+    try:
+        cell(ip, f"from {name}.core import f")
+        assert cell(ip, "f()") == 1
+        (src / name / "core.py").write_text("def f():\n    return 2\n")
+        assert cell(ip, "f()") == 2
+        cell(ip, "%hotmod")
+        status = capsys.readouterr().out
+        assert f"{name}.core" in status, status
+    finally:
+        ip.run_cell("%unload_ext hotmod")
+        ip.user_ns.pop("f", None)
+        for key in [k for k in sys.modules if k.startswith(name)]:
+            del sys.modules[key]

@@ -39,6 +39,10 @@ class Watcher(Protocol):
 
     def start(self) -> None: ...
 
+    def flush(self) -> None:
+        """Push the changes already made that are still on their way (kernel events
+        not read yet), without blocking: a poll then sees every save made before it."""
+
     def after_fork(self) -> None:
         """In a forked child, where only the forking thread exists: fresh locks, and the
         watcher's threads started again if it was running."""

@@ -30,6 +30,9 @@ class ManualWatcher:
     def after_fork(self) -> None:
         pass
 
+    def flush(self) -> None:
+        pass  # nothing is on its way: a scan (or notify) is the only input
+
     def stop(self) -> None:
         pass
 

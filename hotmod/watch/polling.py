@@ -68,6 +68,9 @@ class PollingWatcher:
     def after_fork(self) -> None:
         pass  # no thread, no lock
 
+    def flush(self) -> None:
+        pass  # nothing is on its way: a scan (or notify) is the only input
+
     @property
     def files(self) -> int:
         return len(self._signatures)

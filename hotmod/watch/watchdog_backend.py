@@ -37,9 +37,19 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from .._changes import ChangeQueue
 from ..errors import HotmodWarning
+from ._inotify import PendingSaves
 from .polling import PollingWatcher
 
 logger = logging.getLogger(__name__)
+
+# watchdog 7.1.1 tells handlers that events were lost (a kernel queue overflow) with a
+# public event, delivered when the watch's filter lists it. 7.1.0 has no such event; there
+# the inotify reader is hooked instead (``_tell_overflows``).
+_EventsLost: type[FileSystemEvent] | None
+try:
+    from watchdog.events import EventsLostEvent as _EventsLost
+except ImportError:  # watchdog 7.1.0
+    _EventsLost = None
 
 # Read-only activity (open, close-without-write, access) never enters the kernel queue.
 EVENT_FILTER: list[type[FileSystemEvent]] = [
@@ -48,33 +58,37 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
     FileClosedEvent,
     FileMovedEvent,
     FileDeletedEvent,
+    *([_EventsLost] if _EventsLost is not None else []),
 ]
 
 
-def _make_observer(on_overflow: Callable[[], None]) -> BaseObserver:
+def _make_observer(on_overflow: Callable[[], None]) -> tuple[BaseObserver, str | None]:
+    """A new observer, and how it reports lost events (None: it cannot)."""
     if sys.platform.startswith("linux"):
         from watchdog.observers.inotify import InotifyObserver
 
         # Full events keep an unpaired rename-onto-the-path a *move* (a finished file,
         # as JetBrains' safe write produces) instead of turning it into a *create*.
         observer = InotifyObserver(generate_full_events=True)
-        _tell_overflows(observer, on_overflow)
-        return observer
-    return Observer()
+        if _EventsLost is not None:
+            return observer, "events-lost event"
+        return observer, "inotify reader hook" if _tell_overflows(observer, on_overflow) else None
+    return Observer(), "events-lost event" if _EventsLost is not None else None
 
 
-def _tell_overflows(observer: BaseObserver, on_overflow: Callable[[], None]) -> None:
-    """Call ``on_overflow`` when the kernel's inotify queue overflows.
+def _tell_overflows(observer: BaseObserver, on_overflow: Callable[[], None]) -> bool:
+    """Call ``on_overflow`` when the kernel's inotify queue overflows (watchdog 7.1.0).
 
-    watchdog logs the overflow and drops the lost events without telling its handlers.
-    Its reader thread hands every kernel event to ``handle_event`` on the observer's
-    own inotify descriptor object; this wraps that one method on that one instance.
+    That release logs the overflow and drops the lost events without telling its
+    handlers. Its reader thread hands every kernel event to ``handle_event`` on the
+    observer's own inotify descriptor object; this wraps that one method on that one
+    instance. False when the layout is not the one expected.
     """
     reader: Any = getattr(observer, "_inotify_fd", None)
     handle = getattr(reader, "handle_event", None)
-    if handle is None:  # another watchdog layout: overflows go unnoticed, as before
-        logger.debug("watchdog has no inotify reader hook here; overflows are not detected")
-        return
+    if handle is None:
+        logger.warning("hotmod: this watchdog release cannot report lost file events; overflows go unnoticed")
+        return False
 
     def handle_event(event: object) -> None:
         handle(event)
@@ -82,6 +96,7 @@ def _tell_overflows(observer: BaseObserver, on_overflow: Callable[[], None]) -> 
             on_overflow()
 
     reader.handle_event = handle_event
+    return True
 
 
 def _identity(directory: Path) -> tuple[int, int] | None:
@@ -95,11 +110,16 @@ def _identity(directory: Path) -> tuple[int, int] | None:
 
 class _Handler(FileSystemEventHandler):
     def __init__(
-        self, queue: ChangeQueue, accept_name: Callable[[str], bool], tracked: dict[Path, set[Path]]
+        self,
+        queue: ChangeQueue,
+        accept_name: Callable[[str], bool],
+        tracked: dict[Path, set[Path]],
+        on_lost: Callable[[], None],
     ) -> None:
         self._queue = queue
         self._accept = accept_name
         self._tracked = tracked
+        self._on_lost = on_lost
 
     def _path(self, raw: bytes | str) -> Path | None:
         text = os.fsdecode(raw)
@@ -112,7 +132,13 @@ class _Handler(FileSystemEventHandler):
         path = Path(text)
         return path if path in self._tracked.get(path.parent, ()) else None
 
+    def accepts(self, path: Path) -> bool:
+        return self._path(str(path)) is not None
+
     def dispatch(self, event: FileSystemEvent) -> None:
+        if _EventsLost is not None and isinstance(event, _EventsLost):
+            self._on_lost()
+            return
         src = self._path(event.src_path)
         if isinstance(event, FileMovedEvent):
             dest = self._path(event.dest_path)
@@ -133,12 +159,17 @@ class WatchdogWatcher:
         self._lock = threading.Lock()
         self._observer: BaseObserver | None = None
         self._files_in: dict[Path, set[Path]] = {}
-        self._handler = _Handler(queue, accept_name, self._files_in)
+        self._handler = _Handler(queue, accept_name, self._files_in, self._overflowed)
+        #: how lost kernel events reach us ("events-lost event", "inotify reader hook"),
+        #: None when they cannot (known once started)
+        self.loss_detection: str | None = None
         self._watches: dict[Path, ObservedWatch] = {}
         # folder -> the folder its watch was placed on (None: none was there; the health
         # check watches one when it appears). Folders that could not be watched are not here.
         self._placed: dict[Path, tuple[int, int] | None] = {}
         self._fallback = PollingWatcher(queue)
+        # Saves the kernel queued that watchdog's thread has not handed over yet.
+        self._pending: PendingSaves | None = None
 
     @property
     def needs_scan(self) -> bool:
@@ -165,6 +196,8 @@ class WatchdogWatcher:
             if not files:
                 del self._files_in[directory]
                 self._placed.pop(directory, None)
+                if self._pending is not None:
+                    self._pending.discard(directory)
                 watch = self._watches.pop(directory, None)
                 if watch is not None and self._observer is not None:
                     self._observer.unschedule(watch)
@@ -182,6 +215,8 @@ class WatchdogWatcher:
                 self._handler, str(directory), recursive=False, event_filter=EVENT_FILTER
             )
             self._placed[directory] = identity
+            if self._pending is not None:
+                self._pending.add(directory)
         except OSError as exc:
             message = (
                 f"hotmod cannot watch {directory} ({exc.strerror or exc}); polling its "
@@ -201,7 +236,7 @@ class WatchdogWatcher:
                 self._start_locked()
 
     def _start_locked(self) -> None:
-        observer = _make_observer(self._overflowed)
+        observer, self.loss_detection = _make_observer(self._overflowed)
         observer.daemon = True
         observer.name = "hotmod-watchdog"
         # Start first, then schedule: a watch that fails then fails alone.
@@ -209,6 +244,9 @@ class WatchdogWatcher:
         self._observer = observer
         self._watches.clear()
         self._placed.clear()
+        if self._pending is not None:
+            self._pending.close()
+        self._pending = PendingSaves()
         for directory in list(self._files_in):
             self._watch(directory)
 
@@ -269,10 +307,30 @@ class WatchdogWatcher:
         self._rescan()
         return True
 
+    def flush(self) -> None:
+        """Push every save the kernel queued until now, without waiting for watchdog."""
+        pending = self._pending
+        if pending is None:
+            return
+        found, lost = pending.drain()
+        if lost:
+            self._overflowed()
+        complete = [path for path, done in found if done and self._handler.accepts(path)]
+        started = [path for path, done in found if not done and self._handler.accepts(path)]
+        if started:
+            self._queue.push(started, settled=False)
+        if complete:
+            self._queue.push(complete, settled=True)
+
     def after_fork(self) -> None:
         # The observer's threads and the lock's holder (if any) stayed in the parent. The
         # old observer object is dropped without a stop: there is nothing to stop here.
+        # The pending-saves descriptor is shared with the parent: reading it here would
+        # take the parent's events, so the child closes its copy and opens its own.
         self._lock = threading.Lock()
+        if self._pending is not None:
+            self._pending.close()
+            self._pending = None
         if self._observer is not None:
             self._observer = None
             with self._lock:
@@ -283,6 +341,9 @@ class WatchdogWatcher:
             observer, self._observer = self._observer, None
             self._watches.clear()
             self._placed.clear()
+            if self._pending is not None:
+                self._pending.close()
+                self._pending = None
             for files in self._files_in.values():
                 for file in files:
                     self._fallback.discard(file)

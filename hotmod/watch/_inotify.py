@@ -1,0 +1,126 @@
+"""A second, non-blocking inotify descriptor: the saves made before *now*, without waiting.
+
+watchdog reads kernel events on its own thread, so a save made a millisecond before a
+notebook cell (or a REPL prompt, or any ``poll()``) may still sit in the kernel's queue
+when the cell starts: the cell would run the old code. The kernel queues an inotify event
+before the writing call returns, so a descriptor of our own, watching the same folders
+and read without blocking, has every save made so far. ``drain()`` reads it and returns
+the paths; the watcher pushes them to the change queue (watchdog's later events for the
+same paths are folded into the same entries).
+
+Linux only, through libc's ``inotify_init1``/``inotify_add_watch`` (no private API of
+watchdog). Reading an empty descriptor costs one failed ``read``: about a microsecond.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import logging
+import os
+import struct
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+IN_MODIFY = 0x00000002
+IN_CLOSE_WRITE = 0x00000008
+IN_MOVED_FROM = 0x00000040
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
+IN_DELETE = 0x00000200
+IN_Q_OVERFLOW = 0x00004000
+IN_ONLYDIR = 0x01000000
+_MASK = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ONLYDIR
+_COMPLETE = IN_CLOSE_WRITE | IN_MOVED_TO  # the write is known to be finished
+_HEADER = struct.Struct("iIII")
+_BUFFER = 64 * 1024
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.inotify_init1.argtypes = [ctypes.c_int]
+        libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+class PendingSaves:
+    """The folders' saves the kernel has queued and nobody read yet."""
+
+    def __init__(self) -> None:
+        self._libc = _libc()
+        self._fd = -1
+        self._wd_by_dir: dict[Path, int] = {}
+        self._dir_by_wd: dict[int, Path] = {}
+        if self._libc is not None:
+            fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd < 0:
+                logger.debug("no inotify descriptor for pending saves: %s", os.strerror(ctypes.get_errno()))
+            self._fd = fd
+
+    @property
+    def active(self) -> bool:
+        return self._fd >= 0
+
+    def add(self, directory: Path) -> None:
+        if self._fd < 0 or directory in self._wd_by_dir or self._libc is None:
+            return
+        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), _MASK)
+        if wd < 0:  # the per-user limit, a folder gone: the watcher's own events still come
+            logger.debug("no pending-save watch on %s: %s", directory, os.strerror(ctypes.get_errno()))
+            return
+        self._wd_by_dir[directory] = wd
+        self._dir_by_wd[wd] = directory
+
+    def discard(self, directory: Path) -> None:
+        wd = self._wd_by_dir.pop(directory, None)
+        if wd is not None:
+            self._dir_by_wd.pop(wd, None)
+            if self._libc is not None and self._fd >= 0:
+                self._libc.inotify_rm_watch(self._fd, wd)
+
+    def drain(self) -> tuple[list[tuple[Path, bool]], bool]:
+        """(path, write complete) of every event queued so far, and whether some were lost."""
+        if self._fd < 0:
+            return [], False
+        found: list[tuple[Path, bool]] = []
+        lost = False
+        while True:
+            try:
+                data = os.read(self._fd, _BUFFER)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                break
+            offset = 0
+            while offset + _HEADER.size <= len(data):
+                wd, mask, _cookie, length = _HEADER.unpack_from(data, offset)
+                offset += _HEADER.size
+                name = data[offset : offset + length].rstrip(b"\0")
+                offset += length
+                if mask & IN_Q_OVERFLOW:
+                    lost = True
+                    continue
+                directory = self._dir_by_wd.get(wd)
+                if directory is not None and name:
+                    found.append((directory / os.fsdecode(name), bool(mask & _COMPLETE)))
+        return found, lost
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+        self._wd_by_dir.clear()
+        self._dir_by_wd.clear()
