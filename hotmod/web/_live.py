@@ -13,9 +13,10 @@ from .._session import describe
 from ..reloader import Reloader
 from ..result import ReloadResult
 from ..watch import BackendName
+from ._access import Access, is_loopback_address, public_listeners
 from ._assets import AssetWatcher
-from ._events import Broadcaster
-from ._html import client_script
+from ._events import MAX_STREAMS, Broadcaster
+from ._html import Skips, client_script
 
 logger = logging.getLogger("hotmod.web")
 
@@ -35,6 +36,9 @@ class Options:
     no_cache: bool = True
     backend: BackendName = "auto"
     poll_interval: float = 0.5
+    #: host names served besides loopback ones ("*" for any, ".example.test" for a domain)
+    allowed_hosts: Iterable[str] = ()
+    max_streams: int = MAX_STREAMS
     # Found when serving starts, not when the middleware is made: a framework app gets
     # its static folders and blueprints after the one-line ``enable(app)``.
     find_assets: Callable[[], Iterable[str | os.PathLike[str]]] | None = field(default=None, repr=False)
@@ -43,6 +47,9 @@ class Options:
         if not self.events_path.startswith("/"):
             raise ValueError(f"events_path must start with '/', not {self.events_path!r}")
         self.assets = tuple(self.assets)
+        self.allowed_hosts = tuple(Access(self.allowed_hosts).allowed_hosts)  # checked now
+        if self.max_streams < 1:
+            raise ValueError(f"max_streams must be at least 1, not {self.max_streams}")
 
 
 class LiveReload:
@@ -50,8 +57,12 @@ class LiveReload:
 
     def __init__(self, options: Options, safe_point: SafePoint) -> None:
         self.options = options
-        self.events = Broadcaster()
+        self.access = Access(options.allowed_hosts)
+        self.events = Broadcaster(options.max_streams)
+        self.skipped = Skips()
         self.script = client_script(options.events_path)
+        self._scans = 0
+        self._warned = False
         self.reloader = Reloader(
             None if options.paths is None else list(options.paths),
             backend=options.backend,
@@ -72,8 +83,40 @@ class LiveReload:
             else None
         )
 
+    def script_for(self, nonce: str | None) -> bytes:
+        return self.script if nonce is None else client_script(self.options.events_path, nonce)
+
+    def check_listeners(self, server_address: str | None = None) -> None:
+        """Warn once when the server can be reached beyond loopback.
+
+        Called at start and at the first request (a server may bind after its startup
+        hook, as uvicorn does); ``server_address`` is where a connection arrived.
+        """
+        if self._warned:
+            return
+        public: list[str] = []
+        if self._scans < 2:  # at start and at the first request; then connections only
+            self._scans += 1
+            public = public_listeners()
+        if not public and server_address and not is_loopback_address(server_address):
+            public = [server_address]
+        if public:
+            self._warned = True
+            logger.warning(
+                "hotmod.web: the server listens on %s, which other machines can reach. Live reload "
+                "answers loopback clients only%s; in production, set HOTMOD=0 to turn it off.",
+                ", ".join(public),
+                f" and hosts {list(self.access.allowed_hosts)}" if self.access.allowed_hosts else "",
+            )
+
     def start(self) -> None:
+        self.check_listeners()
         self.reloader.start()
+        # A worker forked from a parent that imported the app before an edit (gunicorn
+        # --preload, a recycled worker), or started late: the reloader compared what
+        # runs with the files when it was made; apply that now, before the first
+        # request is served, so no request runs the old code.
+        self.reloader.poll()
         if self.assets is not None:
             self.assets.start()
         logger.info(
@@ -94,6 +137,8 @@ class LiveReload:
         if result.status == "ok":
             self.events.publish("reload", {"modules": list(result.modules), "summary": result.summary()})
         elif result.status != "noop":
+            # Paths, source lines and messages (a connection string in an exception, say)
+            # go to loopback clients only; others learn that the reload did not apply.
             self.events.publish(
                 "failed",
                 {
@@ -102,6 +147,13 @@ class LiveReload:
                     "detail": "\n".join(describe(result)),
                     "file": None if path is None else str(path),
                     "line": getattr(result.error, "lineno", None),
+                },
+                public={
+                    "status": result.status,
+                    "summary": "the last edit did not apply (details in the server's log)",
+                    "detail": None,
+                    "file": None,
+                    "line": None,
                 },
             )
 

@@ -1,0 +1,124 @@
+"""Forked and spawned workers serve the code on disk (issue 16, S21), with real servers.
+
+gunicorn forks its workers from a master that may have imported the app already
+(``--preload``) and replaces them after ``--max-requests``; a worker forked after an
+edit holds the old code in memory. The WSGI middleware starts its reloader at a
+worker's first request, which compares what runs with the files and applies the
+difference before serving: every response is the new code, none fails.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+TIMEOUT = 20.0
+
+APP = """\
+import os
+from hotmod.web import WSGIMiddleware
+from . import views
+
+def _app(environ, start_response):
+    body = f"{{views.answer()}} {{os.getpid()}}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+app = WSGIMiddleware(_app, paths=[{root!r}], backend="polling", poll_interval=0.05)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(port: int) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/", headers={"Host": "127.0.0.1", "Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def _wait_until_listening(server: subprocess.Popen[bytes]) -> None:
+    """Until gunicorn says it listens (connections then wait in the backlog for a worker)."""
+    import select
+
+    assert server.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + TIMEOUT
+    while b"Listening at" not in seen:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([server.stdout], [], [], max(left, 0))
+        if not ready:
+            pytest.fail(f"gunicorn never listened: {seen.decode(errors='replace')}")
+        chunk = os.read(server.stdout.fileno(), 4096)
+        if not chunk:
+            pytest.fail(f"gunicorn exited: {seen.decode(errors='replace')}")
+        seen += chunk
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Path, str]:
+    name = f"site_{uuid.uuid4().hex[:8]}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "views.py").write_text("def answer():\n    return 'v1'\n")
+    (package / "app.py").write_text(APP.format(root=str(package)))
+    return tmp_path, name
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--preload"], [], ["--preload", "--max-requests", "2"]],
+    ids=["preload", "no-preload", "preload-max-requests"],
+)
+def test_gunicorn_workers_serve_an_edit_made_after_they_forked(
+    project: tuple[Path, str], options: list[str]
+) -> None:
+    root, name = project
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", *options, f"{name}.app:app"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_until_listening(server)
+        # The edit lands after the workers forked and before any of them served: each
+        # holds version 1 in memory (imported by the master with --preload).
+        (root / name / "views.py").write_text("def answer():\n    return 'v2'\n")
+        os.utime(root / name / "views.py", ns=(10**9, 10**9))  # an mtime from 2001: content decides
+        answers = [_get(port) for _ in range(12)]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            out = server.communicate(timeout=TIMEOUT)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            server.kill()
+            out = server.communicate()[0].decode(errors="replace")
+    statuses = [status for status, _ in answers]
+    versions = {body.split()[0] for _, body in answers}
+    assert statuses == [200] * 12, out
+    assert versions == {"v2"}, (answers, out)
+    if "--max-requests" in options:
+        # Workers were replaced (forked again from the master's version 1) and still
+        # served version 2 from their first request on.
+        assert len({body.split()[1] for _, body in answers}) > 2, answers
