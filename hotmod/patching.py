@@ -592,7 +592,7 @@ class Patcher:
                 self._adopt_in(item, where, done, containers=False)
             return
         kept = self.kept.get(id(kind))
-        if kept is None or kept is kind or isinstance(value, (type, enum.Enum)):
+        if kept is None or kept is kind or issubclass(kind, (type, enum.Enum)):
             return  # enum members are mapped to the kept members, never re-classed
         # ``object.__setattr__``: a frozen class' ``__setattr__`` (user code) must not run.
         try:
