@@ -70,17 +70,20 @@ def differences(tree: ast.Module, code: CodeType, module: ModuleType, filename: 
 
 
 def own_definitions(modules: list[tuple[str, ModuleType]], filename: str) -> frozenset[str]:
-    """Names bound to a function or class that ``filename``'s source defined under that
-    very name: what a ``def`` or ``class`` statement of the running version bound."""
+    """Names bound to a function made by ``filename``'s code or a class defined there:
+    what the running version's top level most likely bound (a ``def``, a ``class``, or
+    ``handler = make_handler()``), so that a first reload after a late start prunes the
+    ones the file no longer binds."""
     found: set[str] = set()
     for name, module in modules:
         for key, value in list(module.__dict__.items()):
-            if isinstance(value, FunctionType):
-                if value.__code__.co_filename == filename and value.__code__.co_name == key:
-                    found.add(key)
-            elif isinstance(value, type):
+            if isinstance(value, type):
                 if value.__dict__.get("__module__") == name and value.__name__ == key:
                     found.add(key)
+            elif isinstance(value, ModuleType):
+                continue
+            elif any(fn.__code__.co_filename == filename for fn in _unwrap(value)):
+                found.add(key)  # a function, or a decorator's wrapper around one
     return frozenset(found)
 
 

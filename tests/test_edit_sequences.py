@@ -8,6 +8,13 @@ those references do must equal what a fresh import of the current sources does (
 kept state the process holds); after a refused edit, what the last good sources do.
 Every fourth seed uses ``dependents="reexec"``.
 
+Each seed also draws the order a user produces (the reloader made before the import, so
+the first save lands before its first look; the import first; or the first save made
+before a late reloader exists, as in a forked worker) and what the saved files' mtimes
+say (honest, moved into the past, equal to the previous one, or in the future). The first
+save is never announced with ``notify()`` when the reloader came first or late: it must
+find it by itself.
+
 CI runs ``--edit-seeds`` (200) sequences of ``--edits-per-seed`` (10) saves. ``--fuzz-long``
 runs 10,000 sequences (or ``--edit-seeds`` if more), carries on past a divergence and
 prints each as a minimal reproducer: the sequence is shrunk to the fewest saves and
@@ -55,6 +62,9 @@ class Tally:
     applied: int = 0
     refused: int = 0
     divergences: int = 0
+    # first saves of a late start that left no trace in the running objects (a dict's
+    # value, a call's argument): verification cannot see them; the next save applies them
+    unseen: int = 0
 
 
 def _diverged(actual: dict[str, Any], wanted: dict[str, Any]) -> str | None:
@@ -72,18 +82,31 @@ def _diverged(actual: dict[str, Any], wanted: dict[str, Any]) -> str | None:
     return None
 
 
+ORDERS = ("reloader first", "import first", "late start after an edit")
+MTIMES = ("honest", "past", "equal", "future")
+_DAY_NS = 86_400 * 10**9
+
+
+def conditions(seed: int) -> tuple[str, str, str]:
+    """(dependents, order, mtimes) of a seed's sequence."""
+    dependents = "reexec" if seed % 4 == 3 else "rebind"
+    return dependents, ORDERS[seed % 3], MTIMES[(seed // 3) % 4]
+
+
 class Replayer:
     """Plays sequences of saves, each into a new subpackage of ``pkg``, checking every step."""
 
-    def __init__(self, pkg: Pkg, dependents: str) -> None:
+    def __init__(self, pkg: Pkg, dependents: str, order: str = ORDERS[1], mtimes: str = MTIMES[0]) -> None:
         self.pkg = pkg
         self.dependents = dependents
+        self.order = order
+        self.mtimes = mtimes
 
     def replay(
         self, start: editgen.Group, steps: list[editgen.Step], tally: Tally | None = None
     ) -> Failure | None:
         # A name never used before: hot contexts and kept objects belong to a module name.
-        play = _Play(self.pkg, f"r{next(_RUNS)}", start, self.dependents)
+        play = _Play(self.pkg, f"r{next(_RUNS)}", start, self.dependents, self.order, self.mtimes)
         try:
             return play.run(start, steps, tally or Tally())
         finally:
@@ -93,28 +116,58 @@ class Replayer:
 class _Play:
     """One sequence played into subpackage ``sub``: its files, modules and reloader."""
 
-    def __init__(self, pkg: Pkg, sub: str, start: editgen.Group, dependents: str) -> None:
+    def __init__(  # noqa: PLR0917
+        self, pkg: Pkg, sub: str, start: editgen.Group, dependents: str, order: str, mtimes: str
+    ) -> None:
         self.pkg, self.sub = pkg, sub
+        self.dependents, self.order, self.mtimes = dependents, order, mtimes
         self.directory = pkg.subpackage(sub)
         self.disk = editgen.sources(start)
         for name, text in self.disk.items():
             pkg.write(f"{sub}.{name}", text)
+        self.reloader: hotmod.Reloader | None = None
+        if order == "reloader first":
+            self.reloader = self._make_reloader()
         self.modules = {m.name: pkg.import_(editgen.dotted(sub, m.name)) for m in start.modules}
-        self.reloader = hotmod.Reloader(
+        if order == "import first":
+            self.reloader = self._make_reloader()
+
+    def _make_reloader(self) -> hotmod.Reloader:
+        return hotmod.Reloader(
             self.directory,
             backend="manual",
             apply="manual",
-            dependents=dependents,  # type: ignore[arg-type]
+            dependents=self.dependents,  # type: ignore[arg-type]
         )
 
-    def save(self, texts: dict[str, str]) -> hotmod.ReloadResult:
+    def save(self, texts: dict[str, str], *, announce: bool = True) -> hotmod.ReloadResult:
         """Write every module whose source differs from the disk, as one batch."""
         for name, text in texts.items():
             if text != self.disk[name]:
-                path = write(self.pkg.path(f"{self.sub}.{name}"), text)
+                path = self.pkg.path(f"{self.sub}.{name}")
+                previous = path.stat().st_mtime_ns
+                write(path, text)
+                self._stamp(path, previous)
                 self.disk[name] = text
-                self.reloader.notify(path)
+                if announce and self.reloader is not None:
+                    self.reloader.notify(path)
+        if self.reloader is None:  # a late start: the reloader is made after the save
+            self.reloader = self._make_reloader()
         return self.reloader.poll()
+
+    def _stamp(self, path: Any, previous: int) -> None:
+        """Make the saved file's mtime say what this sequence's mtimes say."""
+        import os
+
+        if self.mtimes == "past":  # cp -p, rsync -a, tar: an old mtime from elsewhere
+            ns = previous - 30 * _DAY_NS
+        elif self.mtimes == "equal":
+            ns = previous
+        elif self.mtimes == "future":  # a mount whose clock runs ahead
+            ns = time.time_ns() + _DAY_NS
+        else:
+            return
+        os.utime(path, ns=(ns, ns))
 
     def run(self, start: editgen.Group, steps: list[editgen.Step], tally: Tally) -> Failure | None:
         editgen.keep_state(start, self.modules)
@@ -126,19 +179,39 @@ class _Play:
         good = start
         for i, step in enumerate(steps):
             group = editgen.carry_state(start, step.group)
-            result = self.save(editgen.sources(group))
+            # The first save is found by the reloader itself: recorded at the import, or
+            # compared with what runs when a late reloader starts.
+            result = self.save(editgen.sources(group), announce=i > 0 or self.order == "import first")
             results.append(result.summary())
             tally.saves += 1
+            late_first = i == 0 and self.order == "late start after an edit"
             if group.refused:
-                if result.status != "aborted":
+                if late_first and result.status != "aborted":
+                    tally.unseen += 1  # raising module code leaves no trace in objects either
+                elif result.status != "aborted":
                     return Failure(i, f"a refused edit gave {result.status}, not aborted", results)
-                tally.refused += 1
+                else:
+                    tally.refused += 1
                 # Put the good sources back so the next edit starts from them.
                 restored = self.save(editgen.sources(good))
                 if restored.status not in ("noop", "ok"):
                     return Failure(i, f"restoring the good sources gave {restored.summary()}", results)
+            elif late_first and result.status in ("ok", "noop") and self._unseen(start, group, result):
+                # The documented limit of a module imported before any reloader: an edit
+                # with no trace in its objects (a dict's value) is not seen. The user's
+                # remedy, an explicit reload of those modules, must leave all consistent.
+                tally.unseen += 1
+                assert self.reloader is not None
+                for name in self._unseen(start, group, result):
+                    forced = self.reloader.reload(self.modules[name])
+                    if forced.status != "ok":
+                        return Failure(i, f"reloading {name} by hand gave {forced.summary()}", results)
+                tally.applied += 1
+                good = group
             else:
-                if result.status not in ("ok", "noop") or result.warnings:
+                # Saying why a file is reloaded at once is not a warning about the edit.
+                warned = [w for w in result.warnings if "changed since it was imported" not in w]
+                if result.status not in ("ok", "noop") or warned:
                     problem = f"an edit in the promise gave {result.summary()} {result.warnings}"
                     return Failure(i, problem, results)
                 tally.applied += 1
@@ -148,8 +221,19 @@ class _Play:
                 return Failure(i, problem, results)
         return None
 
+    def _unseen(self, before: editgen.Group, after: editgen.Group, result: hotmod.ReloadResult) -> list[str]:
+        """Modules whose text changed that the result did not reload."""
+        old, new = editgen.sources(before), editgen.sources(after)
+        reloaded = set(result.modules)
+        return [
+            name
+            for name, text in new.items()
+            if text != old[name] and self.modules[name].__name__ not in reloaded
+        ]
+
     def close(self) -> None:
-        self.reloader.close()
+        if self.reloader is not None:
+            self.reloader.close()
         prefix = self.pkg.qualname(self.sub)
         for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
             del sys.modules[name]
@@ -203,7 +287,11 @@ def shrink(
 def reproducer(
     seed: int, dependents: str, start: editgen.Group, steps: list[editgen.Step], failure: Failure
 ) -> str:
-    lines = [f"seed {seed} (dependents={dependents!r}), shrunk to {len(steps)} save(s)", ""]
+    _, order, mtimes = conditions(seed)
+    lines = [
+        f"seed {seed} (dependents={dependents!r}, {order}, mtimes {mtimes}), shrunk to {len(steps)} save(s)",
+        "",
+    ]
     disk = editgen.sources(start)
     for name, text in disk.items():
         lines += [f"--- {name}.py, imported at the start", text]
@@ -238,8 +326,8 @@ def fuzz(
     for seed in seeds:
         start, steps = editgen.sequence(random.Random(seed), edits)
         # Every fourth seed re-executes importers instead of rebinding their copies.
-        dependents = "reexec" if seed % 4 == 3 else "rebind"
-        replayer = Replayer(pkg, dependents)
+        dependents, order, mtimes = conditions(seed)
+        replayer = Replayer(pkg, dependents, order, mtimes)
         failure = replayer.replay(start, steps, tally)
         tally.sequences += 1
         if failure is None:
@@ -257,7 +345,8 @@ def fuzz(
 def _summary(tally: Tally, elapsed: float) -> str:
     return (
         f"edit-sequence fuzzer: {tally.sequences:,} sequences, {tally.saves:,} saves "
-        f"({tally.applied:,} applied, {tally.refused:,} refused and rolled back), "
+        f"({tally.applied:,} applied, {tally.refused:,} refused and rolled back, "
+        f"{tally.unseen:,} first saves of a late start with no trace in the running objects), "
         f"{tally.divergences} divergence(s), {elapsed:.0f} s"
     )
 
