@@ -16,6 +16,7 @@ from hotmod.web.asgi import ASGIMiddleware
 from .conftest import Pkg, write
 
 TIMEOUT = 10.0
+LOCAL = [(b"host", b"127.0.0.1:8000")]
 
 
 class Recorder:
@@ -53,7 +54,7 @@ async def no_body() -> dict[str, Any]:
 
 def request(middleware: ASGIMiddleware, path: str = "/", method: str = "GET") -> Recorder:
     send = Recorder()
-    scope = {"type": "http", "path": path, "method": method, "headers": []}
+    scope = {"type": "http", "path": path, "method": method, "headers": LOCAL}
 
     async def run() -> None:
         await middleware(scope, no_body, send)
@@ -109,7 +110,9 @@ def test_reloads_run_on_the_event_loop_thread_without_a_request(pkg: Pkg) -> Non
 
     async def run() -> int:
         loop_thread = threading.get_ident()
-        await middleware({"type": "http", "path": "/", "method": "GET", "headers": []}, no_body, Recorder())
+        await middleware(
+            {"type": "http", "path": "/", "method": "GET", "headers": LOCAL}, no_body, Recorder()
+        )
         live = middleware.live
         assert live is not None
         applied = asyncio.Event()
@@ -160,7 +163,7 @@ def test_event_stream_says_hello_then_announces_reloads_and_ends_on_shutdown(pkg
             await disconnected.wait()
             return {"type": "http.disconnect"}
 
-        scope = {"type": "http", "path": "/__hotmod__/events", "method": "GET", "headers": []}
+        scope = {"type": "http", "path": "/__hotmod__/events", "method": "GET", "headers": LOCAL}
         stream = asyncio.create_task(middleware(scope, receive, send))
         while live.events.listeners == 0:
             await asyncio.sleep(0)

@@ -94,6 +94,10 @@ def test_a_reload_stops_waiting_for_a_request_that_never_ends(caplog: pytest.Log
     gate.leave()
 
 
+def local(environ: dict[str, Any]) -> dict[str, Any]:
+    return {"HTTP_HOST": "127.0.0.1:8000", "REMOTE_ADDR": "127.0.0.1", **environ}
+
+
 def call(app: Any, path: str = "/", method: str = "GET") -> tuple[str, dict[str, str], bytes]:
     got: dict[str, Any] = {}
 
@@ -101,7 +105,7 @@ def call(app: Any, path: str = "/", method: str = "GET") -> tuple[str, dict[str,
         got["status"], got["headers"] = status, dict(headers)
         return lambda data: None
 
-    body = app({"PATH_INFO": path, "REQUEST_METHOD": method}, start_response)
+    body = app(local({"PATH_INFO": path, "REQUEST_METHOD": method}), start_response)
     try:
         data = b"".join(body)
     finally:
@@ -109,9 +113,9 @@ def call(app: Any, path: str = "/", method: str = "GET") -> tuple[str, dict[str,
     return got["status"], got["headers"], data
 
 
-def test_pages_get_the_script_and_streamed_bodies_count_until_closed(pkg: Pkg) -> None:
+def test_pages_get_the_script_and_only_app_code_counts_as_in_flight(pkg: Pkg) -> None:
     def page(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", "24")])
+        start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", "26")])
         return [b"<html><body>", b"</body></html>"]
 
     middleware = WSGIMiddleware(page, paths=[pkg.dir], backend="manual")
@@ -121,18 +125,25 @@ def test_pages_get_the_script_and_streamed_bodies_count_until_closed(pkg: Pkg) -
         assert body.startswith(b"<html><body><script data-hotmod")
         assert int(headers["Content-Length"]) == len(body)
         assert headers["Cache-Control"] == "no-cache"
-        assert call(middleware, method="HEAD")[2] == b"<html><body></body></html>"
+        _, head_headers, head_body = call(middleware, method="HEAD")
+        assert head_body == b"<html><body></body></html>"  # the body is the server's to drop
+        assert head_headers["Content-Length"] == headers["Content-Length"]
+
+        seen: list[int] = []
 
         def stream(environ: dict[str, Any], start_response: Any) -> Any:
             start_response("200 OK", [("Content-Type", "text/plain")])
+            seen.append(middleware.gate.active)
             yield b"a"
+            seen.append(middleware.gate.active)
             yield b"b"
 
         middleware.app = stream
-        body_iter = middleware({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}, lambda *a: None)
-        assert middleware.gate.active == 1
+        body_iter = middleware(local({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}), lambda *a: None)
+        assert middleware.gate.active == 0  # the app call returned: nothing of it runs
         assert b"".join(body_iter) == b"ab"
-        assert middleware.gate.active == 1  # until the server closes the body
+        assert seen == [1, 1]  # while the body's generator runs, it counts
+        assert middleware.gate.active == 0
         body_iter.close()  # type: ignore[attr-defined]
         assert middleware.gate.active == 0
     finally:

@@ -6,16 +6,20 @@ middlewares wrap any ASGI or WSGI app. Nothing here imports a web framework.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from .._switch import disabled
 from .asgi import ASGIMiddleware
 from .wsgi import RequestGate, WSGIMiddleware
 
 __all__ = ["ASGIMiddleware", "RequestGate", "WSGIMiddleware", "enable"]
 
 App = TypeVar("App")
+
+logger = logging.getLogger("hotmod.web")
 
 
 def enable(app: App, *, enabled: bool = True, **options: Any) -> App:
@@ -24,10 +28,15 @@ def enable(app: App, *, enabled: bool = True, **options: Any) -> App:
     Options: ``paths`` (folders whose modules reload; default the working directory),
     ``assets`` (more folders of static files and templates; the app's own static and
     template folders are found by themselves), ``events_path``, ``inject``,
-    ``no_cache``, ``backend``, ``poll_interval``. ``enabled=False`` leaves the app
-    alone, so the line can stay in code that also runs in production.
+    ``no_cache``, ``backend``, ``poll_interval``, ``allowed_hosts`` (host names served
+    besides loopback ones; only loopback clients by default), ``max_streams``.
+    ``enabled=False``, or ``HOTMOD=0`` in the environment, leaves the app alone, so the
+    line can stay in code that also runs in production.
     """
     if not enabled:
+        return app
+    if disabled():
+        logger.info("hotmod.web: HOTMOD=0 in the environment; live reload is off")
         return app
     framework: Any = app
     if hasattr(framework, "add_middleware") and hasattr(framework, "routes"):  # Starlette, FastAPI

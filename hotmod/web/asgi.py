@@ -21,9 +21,11 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from types import FrameType
 from typing import Any
 
+from .._switch import disabled
 from ..watch import BackendName
-from ._events import HEARTBEAT, HEARTBEAT_S
-from ._html import NO_CACHE, inject, is_html
+from ._access import Verdict
+from ._events import HEARTBEAT, HEARTBEAT_S, MAX_STREAMS
+from ._html import Rewrite, may_inject, rewrite, with_no_cache
 from ._live import LiveReload, Options
 
 Scope = MutableMapping[str, Any]
@@ -34,6 +36,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger("hotmod.web")
 
+_REFUSED_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")]
 _EVENT_STREAM_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -60,12 +63,27 @@ class ASGIMiddleware:
         no_cache: bool = True,
         backend: BackendName = "auto",
         poll_interval: float = 0.5,
+        allowed_hosts: Iterable[str] = (),
+        max_streams: int = MAX_STREAMS,
         _find_assets: Callable[[], Iterable[str | os.PathLike[str]]] | None = None,
     ) -> None:
         self.app = app
         self.options = Options(
-            paths, assets, events_path, inject, no_cache, backend, poll_interval, _find_assets
+            paths=paths,
+            assets=assets,
+            events_path=events_path,
+            inject=inject,
+            no_cache=no_cache,
+            backend=backend,
+            poll_interval=poll_interval,
+            allowed_hosts=allowed_hosts,
+            max_streams=max_streams,
+            find_assets=_find_assets,
         )
+        # HOTMOD=0: a plain pass-through, no reloader, no stream, nothing injected.
+        self.off = disabled()
+        if self.off:
+            logger.info("hotmod.web: HOTMOD=0 in the environment; live reload is off")
         # Made on the server's loop, not here: a module re-executed by a reload makes a
         # new middleware for a new app object that is never served, and must not start
         # a second reloader.
@@ -73,15 +91,27 @@ class ASGIMiddleware:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.off:
+            await self.app(scope, receive, send)
+            return
         if self.live is None:
             self._start(asyncio.get_running_loop())
+        live = self.live
+        assert live is not None
         kind = scope["type"]
         if kind == "lifespan":
             await self.app(scope, self._on_shutdown(receive), send)
-        elif kind == "http" and scope["path"] == self.options.events_path:
-            await self._event_stream(receive, send)
         elif kind == "http":
-            await self.app(scope, receive, self._rewriting(scope, send))
+            server = scope.get("server")
+            live.check_listeners(str(server[0]) if server else None)
+            is_stream = scope["path"] == self.options.events_path
+            verdict = _verdict(live, scope, stream=is_stream)
+            if is_stream:
+                await self._event_stream(verdict, receive, send)
+            elif verdict.allowed:
+                await self.app(scope, receive, self._rewriting(scope, send))
+            else:  # not ours to touch: the app answers as if hotmod were not there
+                await self.app(scope, receive, send)
         else:  # websockets pass through untouched: they stay open across reloads
             await self.app(scope, receive, send)
 
@@ -137,46 +167,77 @@ class ASGIMiddleware:
     # -- responses -------------------------------------------------------------------
 
     def _rewriting(self, scope: Scope, send: Send) -> Send:
-        """``send`` with no-cache headers, and the live-reload script in HTML pages."""
+        """``send`` with no-cache headers, and the live-reload script in HTML pages.
+
+        The response start of a page waits for its first body bytes (to see a byte-order
+        mark); after that every chunk passes on as it comes.
+        """
         live = self.live
         assert live is not None
-        no_cache = self.options.no_cache
-        injecting = self.options.inject and scope.get("method") != "HEAD"
+        options = self.options
+        head = scope.get("method") == "HEAD"
+        path = str(scope.get("path", ""))
         held: Message | None = None
-        chunks: list[bytes] = []
+        decided: Rewrite | None = None
+
+        def decide(start: Message, first: bytes) -> Message:
+            nonlocal decided
+            headers = _str_headers(start.get("headers", ()))
+            decided = rewrite(
+                int(start["status"]),
+                headers,
+                head=head,
+                inject=options.inject,
+                no_cache=options.no_cache,
+                script=live.script_for,
+                first=first,
+                path=path,
+                skipped=live.skipped,
+            )
+            return {**start, "headers": _byte_headers(decided.headers)}
 
         async def sending(message: Message) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if no_cache:
-                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
-                    headers.append((b"cache-control", NO_CACHE.encode()))
-                message = {**message, "headers": headers}
-                if injecting and is_html(
-                    _header(headers, b"content-type"), _header(headers, b"content-encoding")
-                ):
-                    held = message  # sent with the finished body, whose length changes
+            nonlocal held, decided
+            kind = message["type"]
+            if kind == "http.response.start":
+                headers = _str_headers(message.get("headers", ()))
+                if options.inject and may_inject(int(message["status"]), headers):
+                    held = message
                     return
-            elif message["type"] == "http.response.body" and held is not None:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                body = b"".join(chunks)
-                if body:
-                    body = inject(body, live.script)
-                headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                start, held = {**held, "headers": headers}, None
-                await send(start)
-                message = {"type": "http.response.body", "body": body, "more_body": False}
+                if options.no_cache:
+                    message = {**message, "headers": _byte_headers(with_no_cache(headers))}
+                await send(message)
+                return
+            if held is not None:
+                start, body = held, message.get("body", b"")
+                if kind == "http.response.body":
+                    if not body and message.get("more_body", False):
+                        return  # an empty first chunk says nothing yet
+                    held = None
+                    await send(decide(start, body))
+                else:  # a file the server sends itself (pathsend): no script, no new length
+                    held = None
+                    headers = _str_headers(start.get("headers", ()))
+                    if options.no_cache:
+                        headers = with_no_cache(headers)
+                    await send({**start, "headers": _byte_headers(headers)})
+            injector = decided.injector if decided is not None else None
+            if kind == "http.response.body" and injector is not None:
+                more = message.get("more_body", False)
+                body = injector.feed(message.get("body", b""))
+                if not more:
+                    body += injector.finish()
+                message = {**message, "body": body}
             await send(message)
 
         return sending
 
-    async def _event_stream(self, receive: Receive, send: Send) -> None:
+    async def _event_stream(self, verdict: Verdict, receive: Receive, send: Send) -> None:
         live = self.live
         assert live is not None
+        if not verdict.allowed:
+            await _refuse(send, 403, b"hotmod live reload is not available to this client\n")
+            return
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
 
@@ -184,12 +245,16 @@ class ASGIMiddleware:
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 loop.call_soon_threadsafe(queue.put_nowait, chunk)
 
+        unsubscribe = live.events.subscribe(deliver, private=verdict.private)
+        if unsubscribe is None:
+            await _refuse(send, 503, b"hotmod live reload: too many open event streams\n", retry=True)
+            return
+
         async def until_disconnected() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
             queue.put_nowait(None)
 
-        unsubscribe = live.events.subscribe(deliver)
         watching = loop.create_task(until_disconnected())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _EVENT_STREAM_HEADERS})
@@ -210,11 +275,28 @@ class ASGIMiddleware:
             watching.cancel()
 
 
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
+def _verdict(live: LiveReload, scope: Scope, *, stream: bool) -> Verdict:
+    headers = _str_headers(scope.get("headers", ()))
+    host = next((v for k, v in headers if k.lower() == "host"), None)
+    origin = next((v for k, v in headers if k.lower() == "origin"), None)
+    client = scope.get("client")
+    return live.access.check(host, str(client[0]) if client else None, origin, stream=stream)
+
+
+async def _refuse(send: Send, status: int, text: bytes, *, retry: bool = False) -> None:
+    headers = [*_REFUSED_HEADERS, (b"content-length", str(len(text)).encode())]
+    if retry:
+        headers.append((b"retry-after", b"5"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": text, "more_body": False})
+
+
+def _str_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+
+
+def _byte_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
 def _end_streams_on_exit(live: LiveReload, loop: asyncio.AbstractEventLoop) -> None:

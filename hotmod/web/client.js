@@ -7,6 +7,7 @@
   const url = document.currentScript.dataset.events;
   const state = (window.__hotmod = { server: null, connected: false, events: 0 });
   let banner = null;
+  let retryMs = 500;
 
   function showFailure(data) {
     if (!banner) {
@@ -47,6 +48,7 @@
       if (state.server !== null && state.server !== server) location.reload();
       state.server = server;
       state.connected = true;
+      retryMs = 500;
     });
     source.addEventListener("reload", () => location.reload());
     source.addEventListener("css", (e) => {
@@ -60,8 +62,12 @@
     source.onerror = () => {
       state.connected = false;
       // EventSource retries a dropped connection by itself, but gives up for good after
-      // an error response (a proxy's 502 while the server restarts): start over.
-      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 500);
+      // an error response (a proxy's 502 while the server restarts, a 503 when too many
+      // pages are open): start over, waiting longer each time up to 10 s.
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(connect, retryMs);
+        retryMs = Math.min(retryMs * 2, 10000);
+      }
     };
   }
   connect();
