@@ -536,7 +536,9 @@ def test_a_fork_while_another_thread_reloads_leaves_the_child_a_free_lock(pkg: P
 
 
 def _pool_task(name: str) -> int:
-    return int(sys.modules[name].f())
+    import importlib
+
+    return int(importlib.import_module(name).f())  # a spawned worker imports it afresh
 
 
 def _pool_init(root: str) -> None:
@@ -549,14 +551,15 @@ def _pool_init(root: str) -> None:
 _WORKER_RELOADER: hotmod.Reloader | None = None
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])
 @pytest.mark.parametrize("maxtasks", [None, 1])
-def test_a_fork_pool_made_after_an_edit_serves_the_new_code(pkg: Pkg, maxtasks: int | None) -> None:
+def test_a_pool_made_after_an_edit_serves_the_new_code(pkg: Pkg, maxtasks: int | None, method: str) -> None:
     import multiprocessing
 
     mod = pkg.module("m", "def f(): return 1\n")
     write(pkg.path("m"), "def f(): return 2\n")
     os.utime(pkg.path("m"), ns=(10, 10))
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context(method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         with context.Pool(
@@ -564,3 +567,39 @@ def test_a_fork_pool_made_after_an_edit_serves_the_new_code(pkg: Pkg, maxtasks: 
         ) as pool:
             values = pool.map(_pool_task, [mod.__name__] * 4)
     assert values == [2, 2, 2, 2]
+    assert mod.f() == 1  # the parent is left alone
+
+
+def test_a_process_pool_executor_forked_after_an_edit_serves_the_new_code(pkg: Pkg) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    mod = pkg.module("m", "def f(): return 1\n")
+    write(pkg.path("m"), "def f(): return 2\n")
+    os.utime(pkg.path("m"), ns=(10, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with ProcessPoolExecutor(
+            2,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_pool_init,
+            initargs=(str(pkg.dir),),
+        ) as executor:
+            values = list(executor.map(_pool_task, [mod.__name__] * 4))
+    assert values == [2, 2, 2, 2]
+
+
+def test_a_reloader_running_in_the_parent_keeps_running_in_a_forked_child(pkg: Pkg) -> None:
+    mod = pkg.module("m", "def f(): return 1\n")
+    r = pkg.reloader(backend="polling", apply="background", poll_interval=0.01)
+    r.start()
+
+    def child() -> str:
+        # The parent's applying thread does not exist here: the child's own must apply.
+        applied = threading.Event()
+        r.subscribe(lambda result: applied.set() if result.status == "ok" else None)
+        write(pkg.path("m"), "def f(): return 2\n")
+        os.utime(pkg.path("m"), ns=(20, 20))
+        return f"{applied.wait(10)} {mod.f()} {r.running}"
+
+    assert _in_child(child) == "True 2 True"
