@@ -310,7 +310,7 @@ class WatchdogWatcher:
     def flush(self) -> None:
         """Push every save the kernel queued until now, without waiting for watchdog."""
         pending = self._pending
-        if pending is None:
+        if pending is None or not pending.ready():
             return
         found, lost = pending.drain()
         if lost:
