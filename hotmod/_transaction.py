@@ -102,12 +102,14 @@ def compile_units(units: list[Unit]) -> ReloadError | None:
 def dependency_order(units: list[Unit]) -> list[Unit]:
     """Order a batch so that a module runs after the batch modules it imports.
 
-    The import graph is read from the live namespaces (module objects and the
-    ``__module__`` of functions and classes), which needs no parsing. A package's own
-    submodules count only when the package's code imports them: the import system binds
-    every imported submodule on its package (``import pkg.sub`` sets ``pkg.sub``), and a
-    submodule the package does not import, which does ``from pkg import X``, must run
-    after the package, as in a fresh import, or it meets the package's old ``X``.
+    The import graph is read from the new code's top-level imports (``from .helpers
+    import any_tag`` takes an instance, which names no module) and from the live
+    namespaces (module objects and the ``__module__`` of functions and classes). A
+    package's own submodules count only when the package's code imports them: the import
+    system binds every imported submodule on its package (``import pkg.sub`` sets
+    ``pkg.sub``), and a submodule the package does not import, which does ``from pkg
+    import X``, must run after the package, as in a fresh import, or it meets the
+    package's old ``X``.
     """
     if len(units) < 2:
         return units
@@ -132,7 +134,8 @@ def dependency_order(units: list[Unit]) -> list[Unit]:
             if isinstance(other, str) and other in by_name and other != unit.name:
                 found.add(other)
         if unit.code is not None:
-            imports = imported_modules(unit.code, unit.name)
+            imports = imported_modules(unit.code, _package_of(unit.module))
+            found.update(m for m in imports if m in by_name and m != unit.name)
             found = {d for d in found if not _is_within(d, unit.name) or d in imports}
         deps[unit.name] = found
     ordered: list[Unit] = []
@@ -153,6 +156,15 @@ def dependency_order(units: list[Unit]) -> list[Unit]:
 
 
 _type_module: Any = type.__dict__["__module__"]
+
+
+def _package_of(module: ModuleType) -> str | None:
+    """The package relative imports in ``module``'s code start from."""
+    package = module.__dict__.get("__package__")
+    if isinstance(package, str):
+        return package
+    name = module.__name__
+    return name if hasattr(module, "__path__") else name.rpartition(".")[0]
 
 
 def _is_within(name: str, package: str) -> bool:
