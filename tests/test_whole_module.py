@@ -126,6 +126,23 @@ def test_a_package_runs_before_the_submodules_that_import_from_it(pkg: Pkg) -> N
     assert issubclass(thing, base)
 
 
+def test_a_module_that_takes_an_instance_from_another_runs_after_it(pkg: Pkg) -> None:
+    """``from .zeta import TAG`` names no module through the value it binds (an instance),
+    but the import is in the code: ``alpha`` runs after ``zeta`` in a batch, as in a fresh
+    import, so what it builds from ``TAG`` holds zeta's new ``TAG`` (pyparsing's
+    ``_html_stripper`` is built from helpers' ``any_open_tag``)."""
+    zeta = pkg.module("zeta", "class Tag:\n    def __init__(self, n):\n        self.n = n\nTAG = Tag(1)\n")
+    alpha = pkg.module("alpha", "from .zeta import TAG\nHOLDER = [TAG]\n")
+    r = pkg.reloader()
+    for name in ("zeta", "alpha"):
+        write(pkg.path(name), "# edited\n" + pkg.path(name).read_text())
+        r.notify(pkg.path(name))
+    result = r.poll()
+    assert result.status == "ok", result.error
+    assert alpha.TAG is zeta.TAG
+    assert alpha.HOLDER[0] is zeta.TAG
+
+
 def test_a_package_that_imports_its_submodule_still_runs_after_it(pkg: Pkg) -> None:
     """The other half: a package whose code uses what its submodule builds (toolz's
     ``functoolz._sigs.create_signature_registry()`` fills the submodule's new registry)."""
