@@ -227,6 +227,15 @@ def adopt(modules: Iterable[ModuleType]) -> None:
         context._current, context._incoming = context._incoming, None
 
 
+def advance(modules: Iterable[ModuleType]) -> None:
+    """A statement reload committed: the running version stays (its hooks and
+    dependencies), one generation on."""
+    for module in modules:
+        context = _CONTEXTS.get(module)
+        if context is not None:
+            context._current.generation += 1
+
+
 def _handlers(kind: HookKind, module: ModuleType, namespace: dict[str, Any]) -> list[Hook]:
     """The running version's handlers of one kind, its ``__hotmod_<kind>__`` last."""
     context = _CONTEXTS.get(module)

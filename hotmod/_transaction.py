@@ -20,7 +20,7 @@ from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
-from . import _hot
+from . import _hot, _statements
 from ._registries import sweep
 from ._source import (
     Source,
@@ -48,6 +48,11 @@ class Unit:
     code: CodeType | None = None
     new_names: frozenset[str] | None = None
     snapshot: dict[str, Any] = field(default_factory=dict)
+    # A statement plan ready to apply (only what changed runs), or None: the module
+    # code runs again as a whole.
+    statements: _statements.Prepared | None = None
+    # How this unit was reloaded, for the result: "statements", or "module" and why.
+    strategy: str = "module"
 
 
 @dataclass(slots=True)
@@ -88,7 +93,8 @@ def compile_units(units: list[Unit]) -> ReloadError | None:
         if unit.source is None or not uses_plain_source_loader(unit.module):
             continue
         try:
-            unit.code = compile_source(unit.source)
+            if unit.code is None:  # a statement plan compiled it already
+                unit.code = compile_source(unit.source)
         except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes on 3.11
             if unit.path is not None and unit.source is not None:
                 refresh_linecache(unit.source)
@@ -196,19 +202,23 @@ def execute(
     outcome = Outcome()
     done: list[Unit] = []
     ran_clean = False
-    modules = [u.module for u in units]
+    # Module code that runs again registers a new version's hooks; a statement reload
+    # keeps the running version (its hooks, data-file dependencies) and only advances.
+    modules = [u.module for u in units if u.statements is None]
     _hot.begin(modules)  # what the new code registers belongs to the incoming version
     try:
         for unit in units:
             namespace = unit.module.__dict__
             unit.snapshot = dict(namespace)
             done.append(unit)
-            if unit.code is not None:
+            if unit.code is not None and unit.statements is None:
                 _bind_submodules(unit.module, unit.code)
             if unit.source is not None:
                 refresh_linecache(unit.source)
             try:
-                if unit.code is not None:
+                if unit.statements is not None:
+                    _statements.apply(unit.statements, unit.module, str(unit.path))
+                elif unit.code is not None:
                     exec(unit.code, namespace)
                 else:
                     _exec_with_loader(unit.module)
@@ -224,6 +234,8 @@ def execute(
         # Also on KeyboardInterrupt/SystemExit, which propagate after the restore.
         if not ran_clean:
             for unit in reversed(done):
+                if unit.statements is not None:
+                    unit.statements.undo.restore()
                 _restore(unit.module.__dict__, unit.snapshot)
             _hot.abandon(modules)
     if outcome.error is None:
@@ -271,14 +283,15 @@ def _commit(units: list[Unit], outcome: Outcome, rebind_importers: RebindImporte
             if name in unit.snapshot:
                 namespace[name] = unit.snapshot[name]
     patcher = Patcher()
-    for unit in units:
+    whole = [u for u in units if u.statements is None]  # the units whose new objects merge
+    for unit in whole:
         namespace = unit.module.__dict__
         bound = unit.new_names
         # Namespace order is definition order: a base class merges before its subclasses.
         names = [n for n in namespace if bound is None or n in bound]
         patcher.merge_namespace(unit.name, namespace, unit.snapshot, names)
     patcher.repoint_fresh()
-    for unit in units:
+    for unit in whole:
         patcher.adopt_instances(unit.module.__dict__)
     patcher.report.references_rebound += sweep(
         patcher.substitutions(),
@@ -297,7 +310,13 @@ def _commit(units: list[Unit], outcome: Outcome, rebind_importers: RebindImporte
     outcome.warnings.extend(patcher.report.warnings)
     if rebind_importers is not None:
         outcome.importers_rebound = rebind_importers(outcome)
-    _hot.adopt(u.module for u in units)
+    _hot.adopt(u.module for u in whole)
+    _hot.advance(u.module for u in units if u.statements is not None)
+    for unit in units:
+        if unit.statements is not None:
+            outcome.report.functions_patched += sum(len(fns) for _, fns, _ in unit.statements.targets)
+            outcome.report.classes_patched += unit.statements.classes_touched
+            outcome.warnings.extend(unit.statements.plan.warnings)
     for unit in units:
         outcome.warnings.extend(_hot.run_hooks("accept", unit.module, unit.module.__dict__))
         outcome.warnings.extend(_hot.unknown_dunder_warnings(unit.module.__dict__, unit.code, unit.path))

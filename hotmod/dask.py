@@ -100,14 +100,14 @@ def _from_payload(p: Mapping[str, Any]) -> ReloadResult:
             lineno=p.get("error_line"),
         )
     status = p.get("status", "aborted")
-    counters = {name: int(p.get(name) or 0) for name in _COUNTERS}
+    counters: dict[str, Any] = {name: int(p.get(name) or 0) for name in _COUNTERS}
     return ReloadResult(
         status if status in STATUSES else "aborted",
         tuple(p.get("modules") or ()),
         tuple(Path(x) for x in p.get("paths") or ()),
         error,
         tuple(p.get("warnings") or ()),
-        float(p.get("duration") or 0.0),
+        duration=float(p.get("duration") or 0.0),
         **counters,
     )
 

@@ -262,6 +262,9 @@ class PluginFolder:
                 poll_interval=poll_interval,
                 debounce=debounce,
                 dependents="reexec",  # a helper's edit re-runs the plugins that import it
+                # A plugin's version is one run of its module: teardown of the old one and
+                # setup of the new one frame it, so its whole code runs on every edit.
+                strategy="module",
                 _reader=self._read,
                 _before_commit=self._swap_versions,
             )

@@ -16,7 +16,7 @@ from types import MappingProxyType, ModuleType, TracebackType
 from typing import Literal, Self
 
 # _imports: imported for its effect, the import recorder installed with the first open reloader
-from . import _hot, _imports, _now, _state, _transaction, _verify  # noqa: F401
+from . import _hot, _imports, _now, _plan, _state, _statements, _transaction, _verify  # noqa: F401
 from ._applier import ApplyThread, Listener, Listeners
 from ._changes import ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 ApplyMode = Literal["background", "manual"]
 Dependents = Literal["rebind", "reexec"]
+Strategy = Literal["statements", "module"]
 
 # The process-wide lock (see _state): two reloaders may track the same module.
 _RELOAD_LOCK = _state.RELOAD_LOCK
@@ -84,6 +85,7 @@ class Reloader:
         include: Iterable[str] = DEFAULT_INCLUDE,
         exclude: Iterable[str] = DEFAULT_EXCLUDE,
         dependents: Dependents = "rebind",
+        strategy: Strategy = "statements",
         _reader: Callable[[Path], Source] | None = None,
         _before_commit: Callable[[list[_transaction.Unit]], ReloadError | None] | None = None,
         _safe_point: Callable[[Callable[[], object]], bool] | None = None,
@@ -94,6 +96,8 @@ class Reloader:
             raise ValueError(f"apply must be 'background' or 'manual', not {apply!r}")
         if dependents not in ("rebind", "reexec"):
             raise ValueError(f"dependents must be 'rebind' or 'reexec', not {dependents!r}")
+        if strategy not in ("statements", "module"):
+            raise ValueError(f"strategy must be 'statements' or 'module', not {strategy!r}")
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         if debounce < 0:
@@ -111,6 +115,9 @@ class Reloader:
         self.poll_interval = poll_interval
         self.debounce = debounce
         self.dependents = dependents
+        self.strategy = strategy
+        # path -> (digest, parsed source) of the version each statement plan starts from
+        self._parsed: dict[Path, tuple[bytes, _plan.Source]] = {}
         self._filter = PathFilter(roots, include, exclude)
         # A plugin folder reads through its trust checks and runs setup/teardown between
         # execution and commit; a plain reloader does neither.
@@ -401,8 +408,10 @@ class Reloader:
             state = self._files[path]
             for name, module in self._registry.modules_for(path):
                 units.append(_transaction.Unit(name, module, path, source, self._old_names(path, state)))
+        for unit in units:
+            self._plan(unit)
         if self.dependents == "reexec":
-            units.extend(self._importers_of(units))
+            units.extend(self._importers_of(units))  # their whole code runs again
         return self._transact(units, sources, started)
 
     def _transact(
@@ -467,8 +476,52 @@ class Reloader:
             classes_replaced=report.classes_replaced,
             references_rebound=outcome.importers_rebound + report.references_rebound,
             names_pruned=outcome.names_pruned,
+            strategies=tuple((u.name, u.strategy) for u in units),
         )
         return self._finish(result, started)
+
+    def _plan(self, unit: _transaction.Unit) -> None:
+        """Give ``unit`` a statement plan when only what changed can run (see _plan)."""
+        if self.strategy != "statements" or unit.source is None or unit.path is None:
+            return
+        if not _transaction.uses_plain_source_loader(unit.module):
+            unit.strategy = "module: its loader runs it"
+            return
+        running = _state.running(unit.module)
+        if running is None:
+            unit.strategy = "module: what it ran before is not known exactly"
+            return
+        if running.digest == unit.source.digest:
+            unit.strategy = "module: its source is unchanged; a file it depends on changed"
+            return
+        filename = str(unit.path)
+        try:
+            cached = self._parsed.get(unit.path)
+            old = cached[1] if cached is not None and cached[0] == running.digest else None
+            if old is None:
+                old = _plan.Source(running.data, filename)
+            new = _plan.Source(unit.source.data, filename)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return  # compiling reports it, with the file and line
+        namespace = unit.module.__dict__
+        hooks = _hot.has_hooks("dispose", unit.module, namespace) or _hot.has_hooks(
+            "accept", unit.module, namespace
+        )
+        plan = _plan.make(old, new, filename, hooks)
+        if plan.fallback is not None:
+            unit.strategy = f"module: {plan.fallback}"
+            return
+        try:
+            code = compile(new.tree, filename, "exec", dont_inherit=True)
+            unit.statements = _statements.prepare(plan, new.tree, code, unit.module, filename)
+        except _statements.NotFound as exc:
+            unit.strategy = f"module: {exc}"
+            return
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return
+        unit.code = code
+        unit.strategy = "statements"
+        self._parsed[unit.path] = (unit.source.digest, new)
 
     def _rebind_importers(
         self,

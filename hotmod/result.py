@@ -38,6 +38,10 @@ class ReloadResult:
     classes_replaced: int = 0
     references_rebound: int = 0
     names_pruned: int = 0
+    #: (module, how it was reloaded) for each module: ``"statements"`` when only what
+    #: changed ran, or ``"module: <why>"`` when its whole code ran again, with the file
+    #: and line of the statement that required it
+    strategies: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -66,7 +70,8 @@ class ReloadResult:
             f"{self.references_rebound} reference(s) rebound, {self.names_pruned} name(s) pruned, "
             f"{len(self.warnings)} warning(s)"
         )
-        lines = [self.summary(), counters, *(f"warning: {w}" for w in self.warnings)]
+        lines = [self.summary(), counters, *(f"{m}: {how}" for m, how in self.strategies)]
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -94,6 +99,7 @@ def combine(results: Iterable[ReloadResult]) -> ReloadResult:
         classes_replaced=sum(r.classes_replaced for r in items),
         references_rebound=sum(r.references_rebound for r in items),
         names_pruned=sum(r.names_pruned for r in items),
+        strategies=tuple(s for r in items for s in r.strategies),
     )
 
 

@@ -77,6 +77,8 @@ class Pkg:
         self.dir.mkdir()
         write(self.dir / "__init__.py", "")
         self.reloaders: list[hotmod.Reloader] = []
+        # The reload strategy of the reloaders made here; None: the default (statements).
+        self.strategy: str | None = None
 
     def path(self, mod: str) -> Path:
         """The source file of ``mod`` (dots for subpackages), realpath as hotmod reports it."""
@@ -111,6 +113,8 @@ class Pkg:
         """A reloader on this package; manual backend and manual apply unless told."""
         options.setdefault("backend", "manual")
         options.setdefault("apply", "manual")
+        if self.strategy is not None:
+            options.setdefault("strategy", self.strategy)
         paths = options.pop("paths", self.dir)
         r = hotmod.Reloader(paths, **options)
         self.reloaders.append(r)
@@ -147,6 +151,13 @@ def pkg2(tmp_path: Path) -> Iterator[Pkg]:
     other = tmp_path / "second"
     other.mkdir()
     yield from _package_on_path(other)
+
+
+@pytest.fixture(params=["statements", "module"])
+def both_strategies(request: pytest.FixtureRequest, pkg: Pkg) -> str:
+    """Run a test once per reload strategy: what it checks must hold for both."""
+    pkg.strategy = request.param
+    return str(request.param)
 
 
 def edit(r: hotmod.Reloader, path: Path, text: str | bytes) -> hotmod.ReloadResult:

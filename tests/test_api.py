@@ -584,8 +584,8 @@ def test_two_reloaders_in_one_process(pkg, pkg2):
 def test_two_reloaders_on_the_same_module_do_not_run_an_edit_twice(pkg):
     runs = pkg.counter()
     mod = pkg.module("mod", COUNTED.format(v=1))
-    r1 = pkg.reloader()
-    r2 = pkg.reloader()
+    r1 = pkg.reloader(strategy="module")  # each reload runs the module: counted
+    r2 = pkg.reloader(strategy="module")
     runs.clear()
     write(pkg.path("mod"), COUNTED.format(v=2))
     r1.notify(pkg.path("mod"))

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 from .conftest import Pkg, edit, write
+
+
+@pytest.fixture(autouse=True)
+def _whole_module(pkg: Pkg) -> None:
+    """These defects live in whole-module re-execution: every reload here takes that path."""
+    pkg.strategy = "module"
+
 
 SENTINELS = """
 import enum

@@ -1,0 +1,427 @@
+"""Carrying out a statement plan on a live module, with everything it changes undoable.
+
+Function objects keep their identity: each one the old ``def`` created receives the new
+code object (taken from the new source compiled once, so positions are the new file's),
+and, when its signature changed, the new defaults and annotations. They are found by
+where their code was compiled (file, qualified name and first line), in a bounded walk
+from the module namespace through what decorators leave behind: ``__wrapped__``, closure
+cells, ``__func__``, property accessors, ``functools.partial``, and the attributes and
+containers of objects that hold them (a task's ``run``, a command's ``callback``, a
+model's validators). Never a heap scan: the walk is bounded by depth and breadth.
+
+Everything done here is recorded in an :class:`Undo` so a transaction that fails later
+(another module of the batch raising) puts every code object, default and class
+attribute back as it was.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import functools
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import CodeType, FunctionType, MethodType, ModuleType
+from typing import Any
+
+from ._plan import Patch, Plan
+
+_DEPTH = 5
+_CONTAINER_ITEMS = 2000  # items of one dict, list, tuple or set looked at
+_PLAIN = (int, str, bytes, float, bool, complex, type(None))
+_MISSING = object()
+
+
+class NotFound(Exception):
+    """A changed function's objects cannot be found, or cannot take the new code: the
+    module runs again as a whole instead."""
+
+
+@dataclass(slots=True)
+class Undo:
+    """What a statement reload changed outside the module namespace."""
+
+    functions: list[tuple[FunctionType, dict[str, Any]]] = field(default_factory=list)
+    attributes: list[tuple[object, str, object]] = field(default_factory=list)  # old value or _MISSING
+
+    def set_attribute(self, owner: object, name: str, value: object) -> None:
+        self.attributes.append((owner, name, owner.__dict__.get(name, _MISSING)))
+        setattr(owner, name, value)
+
+    def delete_attribute(self, owner: object, name: str) -> None:
+        self.attributes.append((owner, name, owner.__dict__.get(name, _MISSING)))
+        delattr(owner, name)
+
+    def restore(self) -> None:
+        for fn, saved in reversed(self.functions):
+            for name, value in saved.items():
+                setattr(fn, name, value)
+        for owner, name, value in reversed(self.attributes):
+            with contextlib.suppress(AttributeError, TypeError):
+                if value is _MISSING:
+                    if name in owner.__dict__:
+                        delattr(owner, name)
+                else:
+                    setattr(owner, name, value)
+        self.functions.clear()
+        self.attributes.clear()
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A plan with its functions found and its new code objects picked."""
+
+    plan: Plan
+    tree: ast.Module
+    code: CodeType  # the new source, compiled once
+    flags: int  # the new source's ``from __future__`` compiler flags
+    targets: list[tuple[Patch, list[FunctionType], CodeType]] = field(default_factory=list)
+    # memoizing wrappers (``functools.lru_cache``) of patched functions: emptied, since
+    # what they remember was computed by the old code
+    caches: list[object] = field(default_factory=list)
+    undo: Undo = field(default_factory=Undo)
+
+    @property
+    def classes_touched(self) -> int:
+        plan = self.plan
+        paths = {p.class_path for p in plan.patches} | {c for c, _ in plan.class_runs}
+        paths |= {c for c, _ in plan.class_removals} | {c for c, _ in plan.docstrings}
+        return len(paths - {()})
+
+
+def prepare(plan: Plan, tree: ast.Module, code: CodeType, module: ModuleType, filename: str) -> Prepared:
+    """Find every function object the plan patches; raises :class:`NotFound`."""
+    prepared = Prepared(plan, tree, code, _future_flags(tree))
+    if not plan.patches:
+        return prepared
+    new_codes = _codes_by_position(code)
+    wanted = {(p.old_qualname, p.old_lineno) for p in plan.patches}
+    live, holders = _live_functions(module, filename, wanted)
+    for patch in plan.patches:
+        functions = live.get((patch.old_qualname, patch.old_lineno), [])
+        if not functions:
+            raise NotFound(
+                f"{filename}:{patch.new_lineno}: the function object of {patch.new_qualname} cannot be found "
+                "(a decorator hides it)"
+            )
+        new_code = new_codes.get((patch.new_qualname, patch.new_lineno))
+        if new_code is None:
+            raise NotFound(f"{filename}:{patch.new_lineno}: no code compiled for {patch.new_qualname}")
+        for fn in functions:
+            if fn.__code__.co_freevars != new_code.co_freevars:
+                raise NotFound(
+                    f"{filename}:{patch.new_lineno}: {patch.new_qualname} now uses other free variables "
+                    f"({', '.join(new_code.co_freevars) or 'none'}, was "
+                    f"{', '.join(fn.__code__.co_freevars) or 'none'})"
+                )
+        prepared.targets.append((patch, functions, new_code))
+        for fn in functions:
+            for holder in holders.get(id(fn), ()):
+                if callable(_safe_getattr(holder, "cache_clear")):
+                    prepared.caches.append(holder)
+    return prepared
+
+
+def apply(prepared: Prepared, module: ModuleType, filename: str) -> None:
+    """Carry the plan out; raises what the user's code raises (the caller restores)."""
+    plan, undo = prepared.plan, prepared.undo
+    namespace = module.__dict__
+    signatures = _evaluate_signatures(prepared, module, filename)
+    for patch, functions, new_code in prepared.targets:
+        fresh = signatures.get(id(patch))
+        doc = new_code.co_consts[0] if new_code.co_consts and isinstance(new_code.co_consts[0], str) else None
+        for fn in functions:
+            undo.functions.append(
+                (
+                    fn,
+                    {
+                        "__code__": fn.__code__,
+                        "__defaults__": fn.__defaults__,
+                        "__kwdefaults__": fn.__kwdefaults__,
+                        "__annotations__": fn.__annotations__,
+                        "__doc__": fn.__doc__,
+                    },
+                )
+            )
+            fn.__code__ = new_code
+            fn.__doc__ = doc
+            if fresh is not None:
+                fn.__defaults__ = fresh.__defaults__
+                fn.__kwdefaults__ = fresh.__kwdefaults__
+                fn.__annotations__ = fresh.__annotations__
+    for cache in prepared.caches:
+        with contextlib.suppress(Exception):
+            cache.cache_clear()  # type: ignore[attr-defined]
+    for classes, name in plan.class_removals:
+        owner = _class_at(namespace, classes)
+        if owner is not None and name in owner.__dict__:
+            undo.delete_attribute(owner, name)
+    for classes, doc in plan.docstrings:
+        if not classes:
+            namespace["__doc__"] = doc
+        else:
+            owner = _class_at(namespace, classes)
+            if owner is not None:
+                with contextlib.suppress(AttributeError, TypeError):
+                    undo.set_attribute(owner, "__doc__", doc)
+    if plan.run:
+        code = compile(
+            ast.Module(body=list(plan.run), type_ignores=[]),
+            filename,
+            "exec",
+            flags=prepared.flags,
+            dont_inherit=True,
+        )
+        exec(code, namespace)
+    for classes, node in plan.class_runs:
+        owner = _class_at(namespace, classes)
+        if owner is None:
+            raise LookupError(f"class {'.'.join(classes)} is not in the module any more")
+        made = _in_class_scope(node, classes, owner, namespace, filename, prepared.flags)
+        for name, value in made.items():
+            undo.set_attribute(owner, name, value)
+
+
+def _evaluate_signatures(prepared: Prepared, module: ModuleType, filename: str) -> dict[int, FunctionType]:
+    """Fresh functions for the patches whose defaults or annotations changed: the ``def``
+    run again without decorators, in its scope (a class's own names visible), so default
+    values and annotations are exactly what a fresh import would make."""
+    found: dict[int, FunctionType] = {}
+    for patch, functions, _ in prepared.targets:
+        if not patch.signature_changed:
+            continue
+        node = _undecorated(patch.node)
+        if patch.class_path:
+            owner = _class_at(module.__dict__, patch.class_path)
+            made = _in_class_scope(node, patch.class_path, owner, module.__dict__, filename, prepared.flags)
+        else:
+            scratch: dict[str, Any] = {}
+            code = compile(
+                ast.Module(body=[node], type_ignores=[]),
+                filename,
+                "exec",
+                flags=prepared.flags,
+                dont_inherit=True,
+            )
+            exec(code, module.__dict__, scratch)
+            made = scratch
+        fresh = made.get(node.name)
+        if isinstance(fresh, FunctionType):
+            found[id(patch)] = fresh
+        del functions
+    return found
+
+
+def _undecorated(node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    copy = type(node)(**{f: getattr(node, f) for f in node._fields})
+    copy.decorator_list = []
+    ast.copy_location(copy, node)
+    copy.end_lineno, copy.end_col_offset = node.end_lineno, node.end_col_offset
+    return copy
+
+
+class _Scope(type):
+    """A metaclass for running one class member on its own: the body sees the kept
+    class's attributes (as a class body sees its earlier statements), and no class is
+    made: the namespace itself comes back."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kw: Any) -> Any:
+        return namespace
+
+    @classmethod
+    def __prepare__(mcs, name: str, bases: tuple[type, ...], **kw: Any) -> dict[str, Any]:  # type: ignore[override]
+        owner = kw.get("owner")
+        prepared = dict(owner.__dict__) if owner is not None else {}
+        prepared["__hotmod_seed__"] = frozenset(prepared)
+        return prepared
+
+
+def _in_class_scope(  # noqa: PLR0917
+    node: ast.stmt,
+    classes: tuple[str, ...],
+    owner: type | None,
+    namespace: dict[str, Any],
+    filename: str,
+    flags: int,
+) -> dict[str, Any]:
+    """Run ``node`` as a member of the kept class ``owner``; the names it made.
+
+    Wrapped in class statements named like the real ones, so qualified names (and so
+    ``repr``, pickling by name, tracebacks) are the real ones; a method's ``__class__``
+    cell (zero-argument ``super()``) is pointed at the kept class.
+    """
+    inner: ast.stmt = node
+    for depth, name in enumerate(reversed(classes)):
+        keywords = [ast.keyword("metaclass", ast.Name("__hotmod_scope__", ast.Load()))]
+        if depth == 0:
+            keywords.append(ast.keyword("owner", ast.Name("__hotmod_owner__", ast.Load())))
+        fields: dict[str, Any] = {
+            "name": name,
+            "bases": [],
+            "keywords": keywords,
+            "body": [inner],
+            "decorator_list": [],
+        }
+        if sys.version_info >= (3, 12):
+            fields["type_params"] = []
+        inner = ast.ClassDef(**fields)
+    module_ast = ast.Module(body=[inner], type_ignores=[])
+    ast.fix_missing_locations(module_ast)
+    _copy_positions(module_ast, node)
+    code = compile(module_ast, filename, "exec", flags=flags, dont_inherit=True)
+    scratch: dict[str, Any] = {"__hotmod_scope__": _Scope, "__hotmod_owner__": owner}
+    exec(code, namespace, scratch)
+    made: Any = scratch[classes[0]]
+    for name in classes[1:]:
+        made = made[name]
+    assert isinstance(made, dict)
+    seed = made.pop("__hotmod_seed__", frozenset())
+    cell = made.pop("__classcell__", None)
+    if cell is not None and owner is not None:
+        cell.cell_contents = owner
+    made.pop("__module__", None)
+    made.pop("__qualname__", None)
+    return (
+        {k: v for k, v in made.items() if k not in seed or v is not owner.__dict__.get(k)} if owner else made
+    )
+
+
+def _copy_positions(tree: ast.Module, node: ast.stmt) -> None:
+    """The wrapper class statements sit on the member's first line: positions inside
+    the member stay the file's."""
+    for wrapper in ast.walk(tree):
+        if wrapper is node:
+            break
+        if isinstance(wrapper, (ast.ClassDef, ast.keyword, ast.Name)):
+            ast.copy_location(wrapper, node)
+            wrapper.end_lineno, wrapper.end_col_offset = node.lineno, node.col_offset
+
+
+def _class_at(namespace: dict[str, Any], classes: tuple[str, ...]) -> type | None:
+    owner: Any = namespace.get(classes[0]) if classes else None
+    for name in classes[1:]:
+        owner = owner.__dict__.get(name) if isinstance(owner, type) else None
+    return owner if isinstance(owner, type) else None
+
+
+def _future_flags(tree: ast.Module) -> int:
+    import __future__
+
+    flags = 0
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for alias in node.names:
+                feature = getattr(__future__, alias.name, None)
+                if feature is not None:
+                    flags |= feature.compiler_flag
+    return flags
+
+
+def _codes_by_position(code: CodeType) -> dict[tuple[str, int], CodeType]:
+    found: dict[tuple[str, int], CodeType] = {}
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        for const in current.co_consts:
+            if isinstance(const, CodeType):
+                found.setdefault((const.co_qualname, const.co_firstlineno), const)
+                stack.append(const)
+    return found
+
+
+def _live_functions(
+    module: ModuleType, filename: str, wanted: set[tuple[str, int]]
+) -> tuple[dict[tuple[str, int], list[FunctionType]], dict[int, list[object]]]:
+    """Functions compiled from ``filename`` at the wanted (qualified name, first line),
+    reachable from the module's namespace and its classes; and, by function id, the
+    objects they were reached through."""
+    found: dict[tuple[str, int], list[FunctionType]] = {}
+    holders: dict[int, list[object]] = {}
+    for fn, holder in _reachable_functions(module):
+        code = fn.__code__
+        if code.co_filename != filename:
+            continue
+        key = (code.co_qualname, code.co_firstlineno)
+        if key in wanted:
+            if fn not in found.setdefault(key, []):
+                found[key].append(fn)
+            if holder is not None:
+                holders.setdefault(id(fn), []).append(holder)
+    return found, holders
+
+
+def _reachable_functions(module: ModuleType) -> Iterator[tuple[FunctionType, object | None]]:
+    seen: set[int] = {id(module)}
+    stack: list[tuple[object, int, object | None]] = [(v, 0, None) for v in list(module.__dict__.values())]
+    name = module.__name__
+    while stack:
+        obj, depth, holder = stack.pop()
+        if isinstance(obj, FunctionType) and holder is not None:
+            yield obj, holder  # every holder of a function is worth knowing (caches)
+        if id(obj) in seen or isinstance(obj, (*_PLAIN, ModuleType)):
+            continue
+        seen.add(id(obj))
+        inner: list[object] = []
+        if isinstance(obj, FunctionType):
+            if holder is None:
+                yield obj, None
+            for cell in obj.__closure__ or ():
+                with contextlib.suppress(ValueError):
+                    inner.append(cell.cell_contents)
+            inner += list(obj.__dict__.values())
+        elif isinstance(obj, type):
+            # Classes of this module are walked whole (their methods are ours); others
+            # are not entered (a base class from a library is not ours to patch).
+            if obj.__dict__.get("__module__") == name:
+                inner += list(obj.__dict__.values())
+            else:
+                continue
+        elif isinstance(obj, (staticmethod, classmethod, MethodType)):
+            inner.append(obj.__func__)
+        elif isinstance(obj, property):
+            inner += [obj.fget, obj.fset, obj.fdel]
+        elif isinstance(obj, functools.partial):
+            inner += [obj.func, *obj.args, *obj.keywords.values()]
+        elif isinstance(obj, dict):
+            inner += _sample(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            inner += _sample(obj)
+        else:
+            try:
+                attributes = object.__getattribute__(obj, "__dict__")
+            except Exception:
+                attributes = None
+            if isinstance(attributes, dict):
+                inner += _sample(attributes.values())
+            wrapped = _safe_getattr(obj, "__wrapped__")
+            if wrapped is not None:
+                inner.append(wrapped)
+            func = _safe_getattr(obj, "__func__")
+            if func is not None:
+                inner.append(func)
+        if depth < _DEPTH:
+            stack.extend((o, depth + 1, obj) for o in inner if o is not None)
+
+
+def _sample(values: Any) -> list[object]:
+    out: list[object] = []
+    with contextlib.suppress(RuntimeError):  # changed size during iteration (another thread)
+        for i, value in enumerate(values):
+            if i >= _CONTAINER_ITEMS:
+                break
+            out.append(value)
+    return out
+
+
+def _safe_getattr(obj: object, name: str) -> object | None:
+    """An attribute of a C-implemented wrapper (lru_cache, some framework objects) read
+    from its type's descriptors only: never a user ``__getattr__``."""
+    for klass in type(obj).__mro__:
+        if name in klass.__dict__:
+            try:
+                value: object = object.__getattribute__(obj, name)
+            except Exception:
+                return None
+            return value
+    return None
