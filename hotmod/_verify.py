@@ -108,7 +108,10 @@ def _compare_defs(
         live = scope.get(name, _MISSING)
         node = definitions.get(const.co_name)
         if live is _MISSING:
-            if node is not None and not _deleted(body, const.co_name):
+            # In a class body a missing name proves nothing: metaclasses and class
+            # decorators consume members (Django's and marshmallow's ``class Meta``,
+            # attrs' ``x = attr.ib()``).
+            if node is not None and not class_name and not _deleted(body, const.co_name):
                 return f"{prefix}{const.co_name} is defined in the file but not in the running module"
             continue
         if _is_class_body(const):
