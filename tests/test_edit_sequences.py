@@ -65,6 +65,9 @@ class Tally:
     # first saves of a late start that left no trace in the running objects (a dict's
     # value, a call's argument): verification cannot see them; the next save applies them
     unseen: int = 0
+    # modules reloaded by running only what changed, and by running their whole code
+    by_statements: int = 0
+    whole_module: int = 0
 
 
 def _diverged(actual: dict[str, Any], wanted: dict[str, Any]) -> str | None:
@@ -183,6 +186,11 @@ class _Play:
             # compared with what runs when a late reloader starts.
             result = self.save(editgen.sources(group), announce=i > 0 or self.order == "import first")
             results.append(result.summary())
+            for _, how in result.strategies:
+                if how == "statements":
+                    tally.by_statements += 1
+                else:
+                    tally.whole_module += 1
             tally.saves += 1
             late_first = i == 0 and self.order == "late start after an edit"
             if group.refused:
@@ -346,7 +354,9 @@ def _summary(tally: Tally, elapsed: float) -> str:
     return (
         f"edit-sequence fuzzer: {tally.sequences:,} sequences, {tally.saves:,} saves "
         f"({tally.applied:,} applied, {tally.refused:,} refused and rolled back, "
-        f"{tally.unseen:,} first saves of a late start with no trace in the running objects), "
+        f"{tally.unseen:,} first saves of a late start with no trace in the running objects; "
+        f"modules reloaded {tally.by_statements:,} times by their changed statements, "
+        f"{tally.whole_module:,} times whole), "
         f"{tally.divergences} divergence(s), {elapsed:.0f} s"
     )
 
