@@ -36,6 +36,7 @@ import ast
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Literal
 
 Kind = Literal["def", "class", "import", "assign", "docstring", "other"]
@@ -51,8 +52,32 @@ class Stmt:
     decorators: bytes  # the decorator lines of a definition (b"" otherwise)
     signature: bytes  # a function's arguments and return annotation; a class's bases
     lineno: int  # the first line (its first decorator's, for a decorated definition)
-    node: ast.stmt
+    end_lineno: int
+    node: ast.stmt  # positions as parsed; the statement has moved ``shift`` lines since
     members: tuple[Stmt, ...] = ()  # a class body's statements
+    reads: frozenset[str] = frozenset()  # names it reads while the module executes
+    shift: int = 0
+    binds: frozenset[str] = frozenset()  # module names it binds (top-level statements)
+    star: bool = False  # it runs ``from m import *``
+
+    def moved(self, delta: int) -> Stmt:
+        if not delta:
+            return self
+        return Stmt(
+            self.kind,
+            self.name,
+            self.text,
+            self.decorators,
+            self.signature,
+            self.lineno + delta,
+            self.end_lineno + delta,
+            self.node,
+            tuple(m.moved(delta) for m in self.members),
+            self.reads,
+            self.shift + delta,
+            self.binds,
+            self.star,
+        )
 
 
 @dataclass(slots=True)
@@ -66,6 +91,9 @@ class Patch:
     node: ast.FunctionDef | ast.AsyncFunctionDef
     class_path: tuple[str, ...]  # enclosing classes, outermost first
     signature_changed: bool  # defaults or annotations must be evaluated again
+    # Only its position changed: the running code moved by the line difference (exactly
+    # what compiling it there makes), nothing is compiled.
+    moved_only: bool = False
 
 
 @dataclass(slots=True)
@@ -92,18 +120,81 @@ class _Fallback(Exception):
 
 
 class Source:
-    """A parsed source with fast slicing by AST positions (offsets are UTF-8 bytes)."""
+    """A source split into its statements (offsets in the AST are UTF-8 bytes).
 
-    def __init__(self, data: bytes, filename: str) -> None:
+    Parsing a whole file into Python AST objects costs more than compiling it. The
+    version a plan starts from is kept, so the next version is parsed only where it
+    differs: the lines both share at the start and at the end are found, the
+    statements they hold are taken over (moved by the difference in line count), and
+    only the statements in between are parsed. Anything unusual parses the whole file.
+    """
+
+    def __init__(self, data: bytes, filename: str, previous: Source | None = None) -> None:
         self.data = data
-        self.tree = ast.parse(data, filename)
-        starts = [0]
-        position = data.find(b"\n")
-        while position >= 0:
-            starts.append(position + 1)
-            position = data.find(b"\n", position + 1)
-        self._starts = starts
-        self.index = tuple(_index(self, self.tree.body, top=True))
+        self.filename = filename
+        self._lines = data.splitlines(keepends=True)
+        self._starts: list[int] = []
+        offset = 0
+        for line in self._lines:
+            self._starts.append(offset)
+            offset += len(line)
+        self._starts.append(offset)
+        # The statements parsed for this version (all of them, or the changed region):
+        # compiled, they give the code objects of whatever changed.
+        self.parsed: ast.Module = ast.Module(body=[], type_ignores=[])
+        index = self._incremental(previous) if previous is not None else None
+        self.index = index if index is not None else self._parse_all()
+        self.flags = _future_flags(self.index)
+
+    def _parse_all(self) -> tuple[Stmt, ...]:
+        self.parsed = ast.parse(self.data, self.filename)
+        return tuple(_index(self, self.parsed.body, 0))
+
+    def bound_names(self) -> frozenset[str] | None:
+        """Names the top level binds; None when it runs ``import *`` (unknowable)."""
+        if any(stmt.star for stmt in self.index):
+            return None
+        return frozenset(name for stmt in self.index for name in stmt.binds)
+
+    def compile_changed(self) -> CodeType:
+        """The parsed statements compiled at their real lines, with the file's
+        ``__future__`` flags: the code objects of every changed definition."""
+        code: CodeType = compile(self.parsed, self.filename, "exec", flags=self.flags, dont_inherit=True)
+        return code
+
+    def _incremental(self, old: Source) -> tuple[Stmt, ...] | None:
+        old_lines, new_lines = old._lines, self._lines
+        limit = min(len(old_lines), len(new_lines))
+        head = 0
+        while head < limit and old_lines[head] == new_lines[head]:
+            head += 1
+        if head == len(old_lines) == len(new_lines):
+            return old.index
+        tail = 0
+        while tail < limit - head and old_lines[-1 - tail] == new_lines[-1 - tail]:
+            tail += 1
+        delta = len(new_lines) - len(old_lines)
+        # The changed lines, 1-based and inclusive: old [head + 1, len(old) - tail]. The
+        # statements wholly before and wholly after them are kept; a statement that
+        # straddles them is parsed again whole, with whatever lies between.
+        first, last = head + 1, len(old_lines) - tail
+        before = [s for s in old.index if s.end_lineno < first]
+        after = [s for s in old.index if s.lineno > max(last, head)]
+        start = before[-1].end_lineno + 1 if before else 1
+        end = after[0].lineno - 1 if after else len(old_lines)
+        new_end = end + delta
+        if new_end < start - 1 or (before and old_lines[before[-1].end_lineno - 1].rstrip().endswith(b"\\")):
+            return None
+        region = b"".join(new_lines[start - 1 : new_end])
+        try:
+            tree = ast.parse(region, self.filename)
+        except (SyntaxError, ValueError):
+            return None  # the whole file is parsed, and reports the error where it is
+        if start > 1:
+            ast.increment_lineno(tree, start - 1)
+        self.parsed = tree
+        middle = tuple(_index(self, tree.body, len(before)))
+        return (*before, *middle, *(s.moved(delta) for s in after))
 
     def segment(self, first: ast.AST, last: ast.AST | None = None) -> bytes:
         last = first if last is None else last
@@ -111,22 +202,55 @@ class Source:
         end = self._starts[last.end_lineno - 1] + last.end_col_offset  # type: ignore[attr-defined]
         return self.data[start:end]
 
+    def read_at_import(self) -> set[str]:
+        """Names module code reads while it executes (see ``_read_at_import``)."""
+        return {name for stmt in self.index for name in stmt.reads}
 
-def _index(source: Source, body: list[ast.stmt], *, top: bool) -> Iterator[Stmt]:
-    for i, node in enumerate(body):
+
+def _future_flags(index: tuple[Stmt, ...]) -> int:
+    import __future__
+
+    flags = 0
+    for stmt in index:
+        node = stmt.node
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for alias in node.names:
+                feature = getattr(__future__, alias.name, None)
+                if feature is not None:
+                    flags |= feature.compiler_flag
+    return flags
+
+
+def _index(source: Source, body: list[ast.stmt], first_index: int) -> Iterator[Stmt]:
+    for i, node in enumerate(body, first_index):
+        end = node.end_lineno or node.lineno
+        reads = frozenset(_read_at_import([node]))
+        binds, star = _module_bindings(node)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             decorators = b"\n".join(source.segment(d) for d in node.decorator_list)
             lineno = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            text = source.segment(node)
             if isinstance(node, ast.ClassDef):
-                bases = [*node.bases, *node.keywords]
-                signature = b",".join(source.segment(b) for b in bases)
-                members = tuple(_index(source, node.body, top=False))
+                signature = b",".join(source.segment(b) for b in [*node.bases, *node.keywords])
+                members = tuple(_index(source, node.body, 0))
                 yield Stmt(
-                    "class", node.name, source.segment(node), decorators, signature, lineno, node, members
+                    "class",
+                    node.name,
+                    text,
+                    decorators,
+                    signature,
+                    lineno,
+                    end,
+                    node,
+                    members,
+                    reads,
+                    0,
+                    binds,
                 )
             else:
+                signature = _signature(source, node)
                 yield Stmt(
-                    "def", node.name, source.segment(node), decorators, _signature(source, node), lineno, node
+                    "def", node.name, text, decorators, signature, lineno, end, node, (), reads, 0, binds
                 )
             continue
         kind: Kind = "other"
@@ -139,7 +263,8 @@ def _index(source: Source, body: list[ast.stmt], *, top: bool) -> Iterator[Stmt]
             isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
         ):
             kind, name = "assign", node.targets[0].id
-        yield Stmt(kind, name, source.segment(node), b"", b"", node.lineno, node)
+        text = source.segment(node)
+        yield Stmt(kind, name, text, b"", b"", node.lineno, end, node, (), reads, 0, binds, star)
 
 
 def _signature(source: Source, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bytes:
@@ -184,7 +309,7 @@ def _check_import_time_calls(new: Source, plan: Plan, filename: str) -> None:
     top_level = {p.new_qualname: p for p in plan.patches if not p.class_path}
     if not top_level:
         return
-    readers = _read_at_import(new.tree.body)
+    readers = new.read_at_import()
     for name, patch in top_level.items():
         if name in readers:
             raise _Fallback(
@@ -261,7 +386,7 @@ def _module_scope(old: Source, new: Source, plan: Plan, filename: str) -> None:
             continue
         if stmt.kind == "assign" and stmt.name in changed_targets:
             if readers is None:
-                readers = _read_at_import(new.tree.body)
+                readers = new.read_at_import()
             if stmt.name in readers or not _is_literal(stmt.node):
                 raise _Fallback(
                     f"{_where(filename, stmt)}: {stmt.name} changed, and code that runs at import "
@@ -302,6 +427,7 @@ def _definition(old: Stmt, new: Stmt, classes: tuple[str, ...], plan: Plan, file
             node=new.node,
             class_path=classes,
             signature_changed=old.signature != new.signature,
+            moved_only=old.text == new.text,
         )
     )
 
@@ -338,6 +464,42 @@ def _class_scope(old: Stmt, new: Stmt, classes: tuple[str, ...], plan: Plan, fil
         raise _Fallback(
             f"{_where(filename, changed)}: a statement in the body of class {classes[-1]} changed"
         )
+
+
+_NEW_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _module_bindings(node: ast.stmt) -> tuple[frozenset[str], bool]:
+    """The module names a top-level statement binds (or deletes), and whether it runs
+    ``from m import *``. Nested scopes bind their own names, not the module's."""
+    names: set[str] = set()
+    star = False
+    stack: list[ast.AST] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(current.name)
+            if current is not node:
+                continue
+            stack.extend(current.decorator_list)
+            continue
+        if isinstance(current, _NEW_SCOPES):
+            continue
+        if isinstance(current, ast.Name) and isinstance(current.ctx, (ast.Store, ast.Del)):
+            names.add(current.id)
+        elif isinstance(current, ast.alias):
+            if current.name == "*":
+                star = True
+            else:
+                names.add(current.asname or current.name.partition(".")[0])
+        elif (isinstance(current, ast.ExceptHandler) and current.name) or (
+            isinstance(current, (ast.MatchAs, ast.MatchStar)) and current.name
+        ):
+            names.add(current.name)
+        elif isinstance(current, ast.MatchMapping) and current.rest:
+            names.add(current.rest)
+        stack.extend(ast.iter_child_nodes(current))
+    return frozenset(names), star
 
 
 def _bound_by(node: ast.stmt) -> Iterator[str]:

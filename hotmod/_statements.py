@@ -73,8 +73,7 @@ class Prepared:
     """A plan with its functions found and its new code objects picked."""
 
     plan: Plan
-    tree: ast.Module
-    code: CodeType  # the new source, compiled once
+    code: CodeType  # the changed statements, compiled at their lines
     flags: int  # the new source's ``from __future__`` compiler flags
     targets: list[tuple[Patch, list[FunctionType], CodeType]] = field(default_factory=list)
     # memoizing wrappers (``functools.lru_cache``) of patched functions: emptied, since
@@ -90,12 +89,12 @@ class Prepared:
         return len(paths - {()})
 
 
-def prepare(plan: Plan, tree: ast.Module, code: CodeType, module: ModuleType, filename: str) -> Prepared:
+def prepare(plan: Plan, code: CodeType, flags: int, module: ModuleType, filename: str) -> Prepared:
     """Find every function object the plan patches; raises :class:`NotFound`."""
-    prepared = Prepared(plan, tree, code, _future_flags(tree))
+    prepared = Prepared(plan, code, flags)
     if not plan.patches:
         return prepared
-    new_codes = _codes_by_position(code)
+    new_codes = _codes_by_position(code) if any(not p.moved_only for p in plan.patches) else {}
     wanted = {(p.old_qualname, p.old_lineno) for p in plan.patches}
     live, holders = _live_functions(module, filename, wanted)
     for patch in plan.patches:
@@ -105,9 +104,16 @@ def prepare(plan: Plan, tree: ast.Module, code: CodeType, module: ModuleType, fi
                 f"{filename}:{patch.new_lineno}: the function object of {patch.new_qualname} cannot be found "
                 "(a decorator hides it)"
             )
-        new_code = new_codes.get((patch.new_qualname, patch.new_lineno))
-        if new_code is None:
-            raise NotFound(f"{filename}:{patch.new_lineno}: no code compiled for {patch.new_qualname}")
+        if patch.moved_only:
+            delta = patch.new_lineno - patch.old_lineno
+            new_code = _moved(functions[0].__code__, delta)
+            if any(fn.__code__ is not functions[0].__code__ for fn in functions):
+                raise NotFound(f"{filename}:{patch.new_lineno}: {patch.new_qualname} runs several codes")
+        else:
+            found = new_codes.get((patch.new_qualname, patch.new_lineno))
+            if found is None:
+                raise NotFound(f"{filename}:{patch.new_lineno}: no code compiled for {patch.new_qualname}")
+            new_code = found
         for fn in functions:
             if fn.__code__.co_freevars != new_code.co_freevars:
                 raise NotFound(
@@ -305,17 +311,11 @@ def _class_at(namespace: dict[str, Any], classes: tuple[str, ...]) -> type | Non
     return owner if isinstance(owner, type) else None
 
 
-def _future_flags(tree: ast.Module) -> int:
-    import __future__
-
-    flags = 0
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            for alias in node.names:
-                feature = getattr(__future__, alias.name, None)
-                if feature is not None:
-                    flags |= feature.compiler_flag
-    return flags
+def _moved(code: CodeType, delta: int) -> CodeType:
+    """``code`` as compiling it ``delta`` lines lower makes it: every line of the location
+    table is relative to ``co_firstlineno``, and nested code objects move along."""
+    consts = tuple(_moved(c, delta) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
 
 
 def _codes_by_position(code: CodeType) -> dict[tuple[str, int], CodeType]:

@@ -90,10 +90,10 @@ def _reload_error(exc: BaseException, unit: Unit, stage: str) -> ReloadError:
 def compile_units(units: list[Unit]) -> ReloadError | None:
     """Compile every unit that has source; the first failure aborts the batch."""
     for unit in units:
-        if unit.source is None or not uses_plain_source_loader(unit.module):
-            continue
+        if unit.source is None or unit.statements is not None or not uses_plain_source_loader(unit.module):
+            continue  # a statement plan compiled what it needs, and knows the names bound
         try:
-            if unit.code is None:  # a statement plan compiled it already
+            if unit.code is None:
                 unit.code = compile_source(unit.source)
         except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes on 3.11
             if unit.path is not None and unit.source is not None:
@@ -319,7 +319,8 @@ def _commit(units: list[Unit], outcome: Outcome, rebind_importers: RebindImporte
             outcome.warnings.extend(unit.statements.plan.warnings)
     for unit in units:
         outcome.warnings.extend(_hot.run_hooks("accept", unit.module, unit.module.__dict__))
-        outcome.warnings.extend(_hot.unknown_dunder_warnings(unit.module.__dict__, unit.code, unit.path))
+        code = unit.statements.code if unit.statements is not None else unit.code
+        outcome.warnings.extend(_hot.unknown_dunder_warnings(unit.module.__dict__, code, unit.path))
 
 
 @contextmanager

@@ -500,7 +500,8 @@ class Reloader:
             old = cached[1] if cached is not None and cached[0] == running.digest else None
             if old is None:
                 old = _plan.Source(running.data, filename)
-            new = _plan.Source(unit.source.data, filename)
+            # Parsed only where it differs from the old version (see _plan.Source).
+            new = _plan.Source(unit.source.data, filename, previous=old)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return  # compiling reports it, with the file and line
         namespace = unit.module.__dict__
@@ -512,14 +513,14 @@ class Reloader:
             unit.strategy = f"module: {plan.fallback}"
             return
         try:
-            code = compile(new.tree, filename, "exec", dont_inherit=True)
-            unit.statements = _statements.prepare(plan, new.tree, code, unit.module, filename)
+            code = new.compile_changed()  # only the parsed (changed) statements
+            unit.statements = _statements.prepare(plan, code, new.flags, unit.module, filename)
         except _statements.NotFound as exc:
             unit.strategy = f"module: {exc}"
             return
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return
-        unit.code = code
+        unit.new_names = new.bound_names()
         unit.strategy = "statements"
         self._parsed[unit.path] = (unit.source.digest, new)
 
