@@ -10,6 +10,7 @@ Run as ``python -P realpkg_run.py '<json spec>'`` with these keys:
 - ``reload``: whether to edit every module file and apply the edit through hotmod first;
 - ``edit``: ``"shift"`` (a comment line on top moves every line down one, and a new global
   at the end) or ``"comments"`` (comment lines only, at the end: no line moves);
+- ``strategy``: the reloader's ``strategy`` (``"module"`` re-executes every module whole);
 - ``rootdir``, ``pytest_args``: how to run the package's suite;
 - ``hotmod_file``: the ``hotmod/__init__.py`` the parent tests, so both run the same code.
 
@@ -94,7 +95,7 @@ def definitions(module: types.ModuleType) -> dict[str, types.FunctionType]:
 
 
 def reload_everything(
-    files: dict[str, Path], package_dirs: list[Path], kind: str
+    files: dict[str, Path], package_dirs: list[Path], kind: str, strategy: str
 ) -> tuple[dict[str, Any], Any]:
     """Edit every file, apply the edits in one poll, and say what happened to what."""
     import hotmod
@@ -105,7 +106,7 @@ def reload_everything(
         for name, module in modules.items()
         for key, func in definitions(module).items()
     }
-    reloader = hotmod.Reloader(package_dirs, backend="manual", apply="manual", debounce=0)
+    reloader = hotmod.Reloader(package_dirs, backend="manual", apply="manual", debounce=0, strategy=strategy)
     tracked = set(reloader.modules.values())
     for path in files.values():
         path.write_text(edited(path.read_text(encoding="utf-8"), kind), encoding="utf-8")
@@ -205,7 +206,7 @@ def main() -> int:
     outcome: dict[str, Any] = {"modules": sorted(files)}
     reloader = None
     if spec["reload"]:
-        outcome["reload"], reloader = reload_everything(files, package_dirs, spec["edit"])
+        outcome["reload"], reloader = reload_everything(files, package_dirs, spec["edit"], spec["strategy"])
         print(outcome["reload"]["report"])
         if outcome["reload"]["error"]:
             print(outcome["reload"]["error"])
