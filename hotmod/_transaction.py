@@ -53,6 +53,11 @@ class Unit:
     statements: _statements.Prepared | None = None
     # How this unit was reloaded, for the result: "statements", or "module" and why.
     strategy: str = "module"
+    # Definitions an earlier reload removed that this version defines again: the new
+    # objects merge into these, so references held from before reconnect.
+    revive: dict[str, Any] = field(default_factory=dict)
+    # What this reload removed (name -> object), for a later version to revive.
+    pruned: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -284,12 +289,17 @@ def _commit(units: list[Unit], outcome: Outcome, rebind_importers: RebindImporte
                 namespace[name] = unit.snapshot[name]
     patcher = Patcher()
     whole = [u for u in units if u.statements is None]  # the units whose new objects merge
-    for unit in whole:
+    for unit in units:
         namespace = unit.module.__dict__
+        if unit.statements is not None:
+            # Only definitions that come back merge: everything else kept its identity.
+            revived = [n for n in namespace if n in unit.revive and n not in unit.snapshot]
+            patcher.merge_namespace(unit.name, namespace, unit.revive, revived)
+            continue
         bound = unit.new_names
         # Namespace order is definition order: a base class merges before its subclasses.
         names = [n for n in namespace if bound is None or n in bound]
-        patcher.merge_namespace(unit.name, namespace, unit.snapshot, names)
+        patcher.merge_namespace(unit.name, namespace, {**unit.revive, **unit.snapshot}, names)
     patcher.repoint_fresh()
     for unit in whole:
         patcher.adopt_instances(unit.module.__dict__)
@@ -374,5 +384,5 @@ def _prune(unit: Unit) -> int:
         and namespace[name] is unit.snapshot.get(name, namespace)
     ]
     for name in stale:
-        del namespace[name]
+        unit.pruned[name] = namespace.pop(name)
     return len(stale)

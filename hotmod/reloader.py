@@ -38,6 +38,9 @@ _RELOAD_LOCK = _state.RELOAD_LOCK
 
 _IDLE = ReloadResult("noop")
 
+# Removed definitions remembered per file, so that they can come back.
+_REMOVED_KEPT = 200
+
 # How often a closed gate (a REPL running a statement) is looked at again.
 _SAFE_POINT_RETRY = 0.05
 # How often the watcher's threads are checked for life (a dead one is restarted).
@@ -118,6 +121,9 @@ class Reloader:
         self.strategy = strategy
         # path -> (digest, parsed source) of the version each statement plan starts from
         self._parsed: dict[Path, tuple[bytes, _plan.Source]] = {}
+        # path -> definitions a reload removed (name -> object): one that comes back (an
+        # editor that truncates, then writes) merges into its old object
+        self._removed: dict[Path, dict[str, object]] = {}
         self._filter = PathFilter(roots, include, exclude)
         # A plugin folder reads through its trust checks and runs setup/teardown between
         # execution and commit; a plain reloader does neither.
@@ -196,6 +202,8 @@ class Reloader:
                 self._watcher.discard(path)
             self._files.clear()
             self._notes.clear()
+            self._removed.clear()
+            self._parsed.clear()
             self._dirty.clear()
             self._registry.forget()
             self._queue.clear()
@@ -439,6 +447,10 @@ class Reloader:
             error = ReloadError(reason, module=unit.name, path=unit.path)
             return self._finish(ReloadResult("needs_restart", names, paths, error), started, key)
         compile_error = _transaction.compile_units(units)
+        for unit in units:
+            removed = self._removed.get(unit.path) if unit.path is not None else None
+            if removed and unit.new_names is not None:
+                unit.revive = {n: removed[n] for n in unit.new_names if n in removed}
         if compile_error is not None:
             outcome = _transaction.Outcome(compile_error)
         else:
@@ -453,6 +465,14 @@ class Reloader:
             return self._finish(
                 ReloadResult("aborted", names, paths, outcome.error, tuple(outcome.warnings)), started, key
             )
+        for unit in units:
+            if unit.path is not None and (unit.pruned or unit.revive):
+                removed = self._removed.setdefault(unit.path, {})
+                for name in unit.revive:
+                    removed.pop(name, None)
+                removed.update(unit.pruned)
+                while len(removed) > _REMOVED_KEPT:  # the oldest go first
+                    del removed[next(iter(removed))]
         for path, source in sources.items():
             state = self._files.get(path)
             if state is None:
@@ -756,6 +776,8 @@ class Reloader:
         for path in removed:
             self._files.pop(path, None)
             self._notes.pop(path, None)
+            self._removed.pop(path, None)
+            self._parsed.pop(path, None)
             self._dirty.discard(path)
             self._watcher.discard(path)
 

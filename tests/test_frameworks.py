@@ -565,3 +565,22 @@ def test_django_models_and_admin_survive_edits(pkg: Pkg) -> None:
     assert apps.get_model("shop", "Item") is Item
     assert admin.site._registry[Item].shown(first) == "PEN"
     assert type(admin.site._registry[Item]) is admin_module.ItemAdmin
+
+
+@pytest.mark.parametrize("strategy", ["statements", "module"])
+def test_definitions_removed_then_restored_reconnect_held_references(pkg: Pkg, strategy: str) -> None:
+    """An editor that truncates, pauses and writes, with no debounce to hide it: the
+    definitions vanish for one reload and come back as the same objects."""
+    source = "class Shape:\n    def area(self):\n        return {v}\n\ndef make():\n    return Shape()\n"
+    mod = _load(pkg, "shape", source.format(v=1))
+    held_make, held_class, obj = mod.make, mod.Shape, mod.Shape()
+    r = pkg.reloader(debounce=0, strategy=strategy)
+    assert edit(r, pkg.path("shape"), "").status == "ok"  # truncated
+    assert not hasattr(mod, "make")
+    _save(r, pkg, "shape", source.format(v=2))  # written
+    assert mod.make is held_make
+    assert mod.Shape is held_class
+    assert obj.area() == 2
+    assert isinstance(held_make(), held_class)
+    _save(r, pkg, "shape", source.format(v=3))
+    assert held_make().area() == 3
