@@ -79,6 +79,8 @@ class Prepared:
     # memoizing wrappers (``functools.lru_cache``) of patched functions: emptied, since
     # what they remember was computed by the old code
     caches: list[object] = field(default_factory=list)
+    # patches whose old function objects become forwarders to a new function (by id)
+    forwards: set[int] = field(default_factory=set)
     undo: Undo = field(default_factory=Undo)
 
     @property
@@ -115,12 +117,20 @@ def prepare(plan: Plan, code: CodeType, flags: int, module: ModuleType, filename
                 raise NotFound(f"{filename}:{patch.new_lineno}: no code compiled for {patch.new_qualname}")
             new_code = found
         for fn in functions:
-            if fn.__code__.co_freevars != new_code.co_freevars:
+            if fn.__code__.co_freevars == new_code.co_freevars:
+                continue
+            # A method that starts or stops using zero-argument super() (its __class__
+            # cell): the old object cannot take the new code, so it forwards to a new
+            # function made in the kept class's scope. Other free variables belong to
+            # nested functions, which are patched through their enclosing def.
+            changed = set(fn.__code__.co_freevars) ^ set(new_code.co_freevars)
+            if not patch.class_path or changed - {"__class__"} or _forwarder(fn.__code__.co_freevars) is None:
                 raise NotFound(
                     f"{filename}:{patch.new_lineno}: {patch.new_qualname} now uses other free variables "
                     f"({', '.join(new_code.co_freevars) or 'none'}, was "
                     f"{', '.join(fn.__code__.co_freevars) or 'none'})"
                 )
+            prepared.forwards.add(id(patch))
         prepared.targets.append((patch, functions, new_code))
         for fn in functions:
             for holder in holders.get(id(fn), ()):
@@ -137,6 +147,9 @@ def apply(prepared: Prepared, module: ModuleType, filename: str) -> None:
     for patch, functions, new_code in prepared.targets:
         fresh = signatures.get(id(patch))
         doc = new_code.co_consts[0] if new_code.co_consts and isinstance(new_code.co_consts[0], str) else None
+        if id(patch) in prepared.forwards:
+            _forward(functions, fresh, undo)
+            continue
         for fn in functions:
             undo.functions.append(
                 (
@@ -195,7 +208,7 @@ def _evaluate_signatures(prepared: Prepared, module: ModuleType, filename: str) 
     values and annotations are exactly what a fresh import would make."""
     found: dict[int, FunctionType] = {}
     for patch, functions, _ in prepared.targets:
-        if not patch.signature_changed:
+        if not patch.signature_changed and id(patch) not in prepared.forwards:
             continue
         node = _undecorated(patch.node)
         if patch.class_path:
@@ -216,6 +229,71 @@ def _evaluate_signatures(prepared: Prepared, module: ModuleType, filename: str) 
         if isinstance(fresh, FunctionType):
             found[id(patch)] = fresh
         del functions
+    return found
+
+
+def _forward(functions: list[FunctionType], target: FunctionType | None, undo: Undo) -> None:
+    """Make each old function call ``target``, keeping its identity (and ``__wrapped__``
+    pointing at the target, so ``inspect.signature`` shows the new signature)."""
+    if target is None:
+        raise LookupError("the new function could not be made")
+    for fn in functions:
+        code = _forwarder(fn.__code__.co_freevars)
+        assert code is not None  # checked by prepare()
+        undo.functions.append(
+            (
+                fn,
+                {
+                    "__code__": fn.__code__,
+                    "__defaults__": fn.__defaults__,
+                    "__kwdefaults__": fn.__kwdefaults__,
+                    "__annotations__": fn.__annotations__,
+                    "__doc__": fn.__doc__,
+                },
+            )
+        )
+        fn.__code__ = code
+        fn.__defaults__ = None
+        fn.__kwdefaults__ = {"__hotmod_target__": target}
+        fn.__annotations__ = dict(target.__annotations__)
+        fn.__doc__ = target.__doc__
+        undo.set_attribute(fn, "__wrapped__", target)
+
+
+_FORWARDERS: dict[tuple[str, ...], CodeType | None] = {}
+
+
+def _forwarder(freevars: tuple[str, ...]) -> CodeType | None:
+    """The code of ``def f(*args, **kwargs): return target(*args, **kwargs)`` with
+    exactly these free variables (a function's closure length is fixed), or None."""
+    if freevars in _FORWARDERS:
+        return _FORWARDERS[freevars]
+    plain = [n for n in freevars if n != "__class__"]
+    lines = ["def __hotmod_outer__():"]
+    if plain:
+        lines.append(f"    {' = '.join(plain)} = None")
+    indent = "    "
+    if "__class__" in freevars:
+        lines.append("    class __hotmod_scope__:")
+        indent = "        "
+    lines.append(f"{indent}def __hotmod_forwarder__(*args, __hotmod_target__, **kwargs):")
+    if freevars:
+        lines.append(f"{indent}    {', '.join(freevars)}")
+    lines.append(f"{indent}    return __hotmod_target__(*args, **kwargs)")
+    found: CodeType | None = None
+    try:
+        module = compile("\n".join(lines) + "\n", "<hotmod forwarder>", "exec", dont_inherit=True)
+    except SyntaxError:
+        module = None
+    stack = [module] if module is not None else []
+    while stack:
+        current = stack.pop()
+        for const in current.co_consts:
+            if isinstance(const, CodeType):
+                if const.co_name == "__hotmod_forwarder__" and const.co_freevars == freevars:
+                    found = const
+                stack.append(const)
+    _FORWARDERS[freevars] = found
     return found
 
 

@@ -584,3 +584,33 @@ def test_definitions_removed_then_restored_reconnect_held_references(pkg: Pkg, s
     assert isinstance(held_make(), held_class)
     _save(r, pkg, "shape", source.format(v=3))
     assert held_make().area() == 3
+
+
+def test_a_method_that_starts_calling_super_keeps_its_identity_and_runs_it(pkg: Pkg) -> None:
+    """Its closure cannot take the new code (``__class__`` is a new free variable): the
+    old function object forwards to the new one, so every reference runs the edit."""
+    source = """\
+    class Base:
+        def hi(self):
+            return "base"
+
+    class Child(Base):
+        def hi(self):
+            return {body}
+    """
+    mod = _load(pkg, "sup", source.format(body='"child"'))
+    method = mod.Child.__dict__["hi"]
+    obj = mod.Child()
+    bound = obj.hi
+    r = pkg.reloader()
+    result = _save(r, pkg, "sup", source.format(body='"child+" + super().hi()'))
+    assert result.strategies == ((mod.__name__, "statements"),)
+    assert mod.Child.__dict__["hi"] is method
+    assert bound() == "child+base"
+    assert obj.hi() == "child+base"
+    assert method.__wrapped__(obj) == "child+base"
+    # And the next edits apply through the same object.
+    _save(r, pkg, "sup", source.format(body='"kid+" + super().hi()'))
+    assert bound() == "kid+base"
+    _save(r, pkg, "sup", source.format(body='"plain"'))
+    assert bound() == "plain"
