@@ -36,6 +36,9 @@ SETTLE = 2.0
 
 APP = """
 import signal, sys
+# A run started in the background by a shell inherits SIGINT ignored; watchfiles stops the
+# app with SIGINT and, when that does nothing, waits 5 s before it kills it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import flask, starlette.applications, starlette.routing  # the web stack a restart re-imports
 import b1mod
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .._util import row, save_like_an_editor
-from ._child import PROJECT, emit
+from ._child import PROJECT, emit, failure_row
 
 EXAMPLE = PROJECT / "examples" / "web_app"
 READY_TIMEOUT = 60.0
@@ -42,6 +42,7 @@ PAGE_TIMEOUT_MS = 60_000
 TITLE = '"hotmod web example"'
 BROWSER = "B8 save -> edited page shown in the browser (example web app)"
 HTTP = "B8 save -> server answers with the edit (example web app, HTTP poll)"
+TOOLS = ("hotmod.web (uvicorn, in place)", "uvicorn --reload")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -181,12 +182,14 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
 
     def run(browser: Any | None) -> None:
-        rows.extend(measure("hotmod.web (uvicorn, in place)", False, saves, browser))
-        rows.extend(measure("uvicorn --reload", True, saves, browser))
+        for tool, reload in zip(TOOLS, (False, True), strict=True):
+            rows.extend(measure(tool, reload, saves, browser))
 
     if chromium is None:
         print("B8: no chromium; the browser rows are skipped", file=sys.stderr)
         run(None)
+        note = "skipped: no chromium here (Debian's chromium package)"
+        rows.extend(failure_row(BROWSER, tool, note) for tool in TOOLS)
     else:
         from playwright.sync_api import sync_playwright
 
