@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-from . import _hot, _state, _transaction
+from . import _frames, _hot, _state, _transaction
 from ._changes import ChangeQueue
 from ._filters import PathFilter
 from ._planner import Planner
@@ -209,6 +209,13 @@ class Engine:
                 self.before_commit,
                 lambda done: self._rebind_importers(done.rebound, done.replaced, reloaded),
             )
+        if outcome.error is not None and outcome.needs_restart is not None:
+            # A framework cannot take this change in place: reported once, as a refusal.
+            for path, source in sources.items():
+                self.tracker.files[path].refused = source.digest
+                self.tracker.dirty.discard(path)
+            result = ReloadResult("needs_restart", names, paths, outcome.error, tuple(outcome.warnings))
+            return self.finish(result, started, key)
         if outcome.error is not None:
             self.tracker.dirty.update(sources)
             return self.finish(
@@ -240,6 +247,8 @@ class Engine:
             names_pruned=outcome.names_pruned,
             strategies=tuple((u.name, u.strategy) for u in units),
         )
+        # Frames left in the replaced code are reported; the .pyc no longer matches the file.
+        result = _frames.after_commit(result, [u.module for u in units])
         return self.finish(result, started)
 
     def _rebind_importers(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
-from . import _hot, _statements
+from . import _frameworks, _hot, _statements
 from ._registries import sweep
 from ._source import (
     Source,
@@ -72,6 +73,8 @@ class Outcome:
     replaced: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     # ``from m import x`` copies in importers (and added namespaces) pointed at new values
     importers_rebound: int = 0
+    # a framework adapter refused the change: why (the result is needs_restart)
+    needs_restart: str | None = None
 
 
 def uses_plain_source_loader(module: ModuleType) -> bool:
@@ -210,12 +213,19 @@ def execute(
     # Module code that runs again registers a new version's hooks; a statement reload
     # keeps the running version (its hooks, data-file dependencies) and only advances.
     modules = [u.module for u in units if u.statements is None]
+    frameworks = _frameworks.Hooks(units)
     _hot.begin(modules)  # what the new code registers belongs to the incoming version
+    # Warnings the new code raises (Django's "Reloading models is not advised", a
+    # deprecation) belong in the result, not on a console no one reads.
+    caught = warnings.catch_warnings(record=True)
+    recorded = caught.__enter__()
+    warnings.simplefilter("always")
     try:
         for unit in units:
             namespace = unit.module.__dict__
             unit.snapshot = dict(namespace)
             done.append(unit)
+            frameworks.prepare(unit)
             if unit.code is not None and unit.statements is None:
                 _bind_submodules(unit.module, unit.code)
             if unit.source is not None:
@@ -232,12 +242,23 @@ def execute(
                 # the process or the applying thread. Ctrl-C still propagates.
                 outcome.error = _reload_error(exc, unit, "executing")
                 break
+        if outcome.error is None:
+            refusal = frameworks.refuse(units)
+            if refusal is not None:
+                unit, reason = refusal
+                outcome.needs_restart = reason
+                outcome.error = ReloadError(reason, module=unit.name, path=unit.path)
         if outcome.error is None and before_commit is not None:
             outcome.error = before_commit(units)
         ran_clean = outcome.error is None
     finally:
+        caught.__exit__(None, None, None)
+        outcome.warnings.extend(_warning_text(w) for w in recorded)
         # Also on KeyboardInterrupt/SystemExit, which propagate after the restore.
         if not ran_clean:
+            # Adapters first, while the failed run's objects are still in the namespace:
+            # what it registered with a framework is taken back.
+            frameworks.aborted(done)
             for unit in reversed(done):
                 if unit.statements is not None:
                     unit.statements.undo.restore()
@@ -245,7 +266,12 @@ def execute(
             _hot.abandon(modules)
     if outcome.error is None:
         _commit(units, outcome, rebind_importers)
+        outcome.warnings.extend(frameworks.committed(units))
     return outcome
+
+
+def _warning_text(message: warnings.WarningMessage) -> str:
+    return f"{message.filename}:{message.lineno}: {message.category.__name__}: {message.message}"
 
 
 def _bind_submodules(package: ModuleType, code: CodeType) -> None:

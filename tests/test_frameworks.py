@@ -565,6 +565,19 @@ def test_django_models_and_admin_survive_edits(pkg: Pkg) -> None:
     assert apps.get_model("shop", "Item") is Item
     assert admin.site._registry[Item].shown(first) == "PEN"
     assert type(admin.site._registry[Item]) is admin_module.ItemAdmin
+    # A new field needs a migration: refused, named, and nothing changes.
+    with_field = DJANGO_MODELS.format(app="shop", suffix=' + "!"').replace(
+        "    class Meta:", "    price = models.IntegerField(default=0)\n\n    class Meta:"
+    )
+    result = edit(r, pkg.path("shop.models"), textwrap.dedent(with_field))
+    assert result.status == "needs_restart", result.summary()
+    assert "Item" in str(result.error)
+    assert "field price added" in str(result.error)
+    assert "migration" in str(result.error)
+    assert models.Item is Item
+    assert apps.get_model("shop", "Item") is Item
+    assert type(Item.objects.first()) is Item
+    assert r.poll().status == "noop"  # reported once
 
 
 @pytest.mark.parametrize("strategy", ["statements", "module"])
