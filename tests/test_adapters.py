@@ -192,3 +192,45 @@ def test_importing_hotmod_adapters_imports_no_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+SQLA = """\
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(30)){column}
+
+    def label(self):
+        return "user " + self.name
+"""
+
+
+def test_sqlalchemy_column_change_is_refused_and_leaves_one_class_registered(pkg: Pkg) -> None:
+    import sqlalchemy
+    from sqlalchemy.orm import Session
+
+    mod = _load(pkg, "db", SQLA.format(column=""))
+    User = mod.User
+    engine = sqlalchemy.create_engine("sqlite://")
+    mod.Base.metadata.create_all(engine)
+    r = pkg.reloader()
+    result = edit(
+        r,
+        pkg.path("db"),
+        textwrap.dedent(SQLA.format(column="\n    age: Mapped[int] = mapped_column(Integer)")),
+    )
+    assert result.status == "needs_restart", result.summary()
+    assert "User" in str(result.error)
+    assert "age" in str(result.error)
+    assert mod.User is User
+    assert [m.class_ for m in mod.Base.registry.mappers] == [User]
+    with Session(engine) as session:
+        session.add(User(name="ann"))
+        session.commit()
+        assert session.scalars(sqlalchemy.select(User)).one().label() == "user ann"

@@ -12,7 +12,7 @@ the frameworks it serves, and hooks the transaction calls for every module of a 
 - ``aborted(change)`` after a failed or refused run: undo what the run registered with
   the framework.
 
-Built-in adapters cover pydantic, Django, Starlette/FastAPI and Flask. Third parties
+Built-in adapters cover pydantic, Django, SQLAlchemy, Starlette/FastAPI and Flask. Third parties
 add theirs through the ``hotmod.adapters`` entry-point group::
 
     [project.entry-points."hotmod.adapters"]
@@ -103,6 +103,7 @@ _BUILTIN: tuple[tuple[tuple[str, ...], str], ...] = (
     (("django",), "hotmod.adapters._django:DjangoAdapter"),
     (("starlette", "fastapi"), "hotmod.adapters._starlette:StarletteAdapter"),
     (("flask",), "hotmod.adapters._flask:FlaskAdapter"),
+    (("sqlalchemy",), "hotmod.adapters._sqlalchemy:SQLAlchemyAdapter"),
 )
 
 _loaded: dict[str, Adapter | None] = {}
