@@ -103,7 +103,9 @@ def compile_units(units: list[Unit]) -> ReloadError | None:
         try:
             if unit.code is None:
                 unit.code = compile_source(unit.source)
-        except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes on 3.11
+        # ValueError: NUL bytes (3.11); RecursionError, MemoryError: a source nested too
+        # deep to parse. Each is the new version's fault: reported like a syntax error.
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
             if unit.path is not None and unit.source is not None:
                 refresh_linecache(unit.source)
             return _reload_error(exc, unit, "compiling")

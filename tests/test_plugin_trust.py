@@ -217,12 +217,6 @@ def test_a_source_too_deep_to_parse_fails_alone_at_load(folder: Path, make: Any)
     assert pf.poll().status == "noop"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="the engine's compile step (_transaction.compile_units) lets RecursionError out; "
-    "it must report it like a SyntaxError (issue 19, finding 10)",
-)
 def test_a_source_too_deep_to_parse_fails_alone_at_edit(folder: Path, make: Any) -> None:
     edited = plugin(folder, "edited", "first")
     plugin(folder, "fine", "fine")
