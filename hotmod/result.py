@@ -42,6 +42,10 @@ class ReloadResult:
     #: changed ran, or ``"module: <why>"`` when its whole code ran again, with the file
     #: and line of the statement that required it
     strategies: tuple[tuple[str, str], ...] = ()
+    #: frames (of any thread) still executing code this reload replaced, as
+    #: ``"function (file:old line) in thread name"``: they finish in the old code (CPython
+    #: cannot swap a running frame's code); their next call runs the new one
+    stale_frames: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -68,10 +72,11 @@ class ReloadResult:
             f"{len(self.modules)} module(s) reloaded, {self.functions_patched} function(s) patched, "
             f"{self.classes_patched} class(es) patched, {self.classes_replaced} replaced, "
             f"{self.references_rebound} reference(s) rebound, {self.names_pruned} name(s) pruned, "
-            f"{len(self.warnings)} warning(s)"
+            f"{len(self.warnings)} warning(s), {len(self.stale_frames)} stale frame(s)"
         )
         lines = [self.summary(), counters, *(f"{m}: {how}" for m, how in self.strategies)]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"still running old code: {f}" for f in self.stale_frames]
         return "\n".join(lines)
 
 
@@ -100,6 +105,7 @@ def combine(results: Iterable[ReloadResult]) -> ReloadResult:
         references_rebound=sum(r.references_rebound for r in items),
         names_pruned=sum(r.names_pruned for r in items),
         strategies=tuple(s for r in items for s in r.strategies),
+        stale_frames=tuple(f for r in items for f in r.stale_frames),
     )
 
 

@@ -1,0 +1,108 @@
+"""After a committed reload: the frames left running old code, and the stale bytecode.
+
+- A frame that was executing a function when its code was replaced finishes in the old
+  code: CPython refuses ``frame.f_code`` assignment. A debugger paused in the edited
+  function then shows that frame at a line of the old text. The result lists such
+  frames, in every thread (``sys._current_frames()``: a debugger's paused stack too).
+- The module's cached bytecode (``__pycache__/*.pyc``) is removed: an edit of the same
+  size saved within the same second leaves a ``.pyc`` whose recorded size and mtime still
+  match, and the next process would run the old text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from types import CodeType, FrameType, FunctionType, MethodType, ModuleType
+
+from .result import ReloadResult
+
+
+def after_commit(result: ReloadResult, modules: Iterable[ModuleType]) -> ReloadResult:
+    """``result`` with the stale frames of ``modules``; their ``.pyc`` files removed."""
+    for path in result.paths:
+        remove_bytecode(path)
+    stale = stale_frames(modules)
+    return replace(result, stale_frames=stale) if stale else result
+
+
+def remove_bytecode(path: Path) -> None:
+    if path.suffix != ".py":
+        return
+    for optimization in ("", "1", "2"):
+        with contextlib.suppress(OSError, ValueError, NotImplementedError):
+            os.unlink(importlib.util.cache_from_source(str(path), optimization=optimization))
+
+
+def stale_frames(modules: Iterable[ModuleType]) -> tuple[str, ...]:
+    """Frames executing code of ``modules``' files that the modules no longer hold."""
+    files: dict[str, set[CodeType]] = {}
+    for module in modules:
+        origin = getattr(module, "__file__", None)
+        if not isinstance(origin, str):
+            continue
+        live = _live_codes(module)
+        for name in {origin, os.path.realpath(origin)}:
+            files.setdefault(name, set()).update(live)
+    if not files:
+        return ()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    found: list[str] = []
+    for ident, top in sys._current_frames().items():
+        frame: FrameType | None = top
+        while frame is not None:
+            code = frame.f_code
+            current = files.get(code.co_filename)
+            if current is not None and code.co_name != "<module>" and code not in current:
+                where = f"{code.co_filename}:{frame.f_lineno}"
+                found.append(f"{code.co_qualname} ({where}) in thread {names.get(ident, ident)}")
+            frame = frame.f_back
+    return tuple(found)
+
+
+def _live_codes(module: ModuleType) -> set[CodeType]:
+    """Every code object the module's functions, classes and closures run now."""
+    codes: set[CodeType] = set()
+    seen: set[int] = set()
+    stack: list[object] = list(module.__dict__.values())
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (staticmethod, classmethod, MethodType)):
+            stack.append(obj.__func__)
+        elif isinstance(obj, property):
+            stack.extend((obj.fget, obj.fset, obj.fdel))
+        elif isinstance(obj, FunctionType):
+            _add_code(obj.__code__, codes)
+            stack.extend(cell.cell_contents for cell in obj.__closure__ or () if _filled(cell))
+            wrapped = obj.__dict__.get("__wrapped__")
+            if wrapped is not None:
+                stack.append(wrapped)
+        elif isinstance(obj, type) and obj.__module__ == module.__name__:
+            stack.extend(vars(obj).values())
+    return codes
+
+
+def _filled(cell: object) -> bool:
+    try:
+        cell.cell_contents  # type: ignore[attr-defined]  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+def _add_code(code: CodeType, codes: set[CodeType]) -> None:
+    if code in codes:
+        return
+    codes.add(code)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            _add_code(const, codes)
