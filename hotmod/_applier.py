@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from . import _threads
 from ._changes import SWITCH
 from .result import ReloadResult
 
@@ -73,6 +74,8 @@ class ApplyThread:
             self._thread = threading.Thread(
                 target=self._main, args=(self.stopping,), name=self._name, daemon=True
             )
+            # Never suspended by a debugger in the middle of a reload (see _threads).
+            _threads.mark(self._thread)
             self._thread.start()
 
     def _main(self, stopping: threading.Event) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import HotmodError
+
 # The switch interval while a save is being applied (the default is 5 ms). Short enough
 # that the few hand-offs of an apply cost well under a millisecond; long enough that a
 # busy thread and the applying thread do not spend their time swapping the GIL.
@@ -93,6 +95,9 @@ class SwitchInterval:
 
 SWITCH = SwitchInterval(APPLY_SWITCH_INTERVAL)
 
+# The longest a push waits for the queue's lock, held for microseconds by a running thread.
+PUSH_TIMEOUT = 2.0
+
 
 @dataclass(slots=True)
 class _Entry:
@@ -119,9 +124,19 @@ class ChangeQueue:
         self._boost_spent = False  # held past BOOST_LIMIT: not again until the queue empties
 
     def push(self, paths: Iterable[Path], *, settled: bool) -> None:
-        """Record changes; ``settled`` means the write is known to be complete."""
+        """Record changes; ``settled`` means the write is known to be complete.
+
+        Raises :class:`HotmodError` rather than wait more than ``PUSH_TIMEOUT`` for the
+        lock: its holder can only be a thread a debugger suspended (a debugger's prompt
+        calling ``reload_now()`` must get an answer, not hang).
+        """
         now = time.monotonic()
-        with self._cond:
+        if not self._cond.acquire(timeout=PUSH_TIMEOUT):
+            raise HotmodError(
+                f"the change queue has been locked for over {PUSH_TIMEOUT:g} s by a suspended thread "
+                "(paused by a debugger?); resume it and try again"
+            )
+        try:
             for path in paths:
                 entry = self._entries.get(path)
                 if entry is None:
@@ -138,6 +153,8 @@ class ChangeQueue:
             if settled and self._waiting:
                 self._boost_locked(now)
             self._cond.notify_all()
+        finally:
+            self._cond.release()
 
     def expect(self) -> None:
         """A file event arrived and a push may follow: hold the switch interval short now.

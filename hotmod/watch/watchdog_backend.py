@@ -35,6 +35,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
+from .. import _threads
 from .._changes import ChangeQueue
 from ..errors import HotmodWarning
 from ._inotify import PendingSaves
@@ -214,6 +215,7 @@ class WatchdogWatcher:
             self._watches[directory] = self._observer.schedule(
                 self._handler, str(directory), recursive=False, event_filter=EVENT_FILTER
             )
+            _threads.mark_watchdog(self._observer)  # its new emitter thread
             self._placed[directory] = identity
             if self._pending is not None:
                 self._pending.add(directory)
@@ -239,6 +241,7 @@ class WatchdogWatcher:
         observer, self.loss_detection = _make_observer(self._overflowed)
         observer.daemon = True
         observer.name = "hotmod-watchdog"
+        _threads.mark(observer)  # a debugger must not suspend it holding the queue's lock
         # Start first, then schedule: a watch that fails then fails alone.
         observer.start()
         self._observer = observer
@@ -249,6 +252,7 @@ class WatchdogWatcher:
         self._pending = PendingSaves()
         for directory in list(self._files_in):
             self._watch(directory)
+        _threads.mark_watchdog(observer)
 
     def _overflowed(self) -> None:
         logger.warning(
@@ -294,6 +298,7 @@ class WatchdogWatcher:
                     if not emitter.is_alive() and now.get(Path(emitter.watch.path), ()) is not None
                 )
                 if not ended:
+                    _threads.mark_watchdog(observer)  # threads its reader started since
                     return False
                 # A folder deleted and made again may get its old inode number back.
                 logger.warning(
