@@ -121,6 +121,7 @@ def body(result: ReloadResult) -> dict[str, Any]:
         "error": None if result.error is None else str(result.error),
         "warnings": list(result.warnings),
         "staleFrames": list(result.stale_frames),
+        "staleClosures": list(result.stale_closures),
         "durationMs": round(result.duration * 1000, 3),
         "counters": {
             "modulesReloaded": len(result.modules) if result.status == "ok" else 0,
@@ -131,6 +132,7 @@ def body(result: ReloadResult) -> dict[str, Any]:
             "namesPruned": result.names_pruned,
             "warnings": len(result.warnings),
             "staleFrames": len(result.stale_frames),
+            "staleClosures": len(result.stale_closures),
         },
         "strategies": [[module, how] for module, how in result.strategies],
     }

@@ -4,6 +4,8 @@
   code: CPython refuses ``frame.f_code`` assignment. A debugger paused in the edited
   function then shows that frame at a line of the old text. The result lists such
   frames, in every thread (``sys._current_frames()``: a debugger's paused stack too).
+- Closures made before the edit and held elsewhere (a handler a factory returned) keep
+  the old code too; those are listed when the new code makes functions at all.
 - The module's cached bytecode (``__pycache__/*.pyc``) is removed: an edit of the same
   size saved within the same second leaves a ``.pyc`` whose recorded size and mtime still
   match, and the next process would run the old text.
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import os
 import sys
@@ -25,11 +28,17 @@ from .result import ReloadResult
 
 
 def after_commit(result: ReloadResult, modules: Iterable[ModuleType]) -> ReloadResult:
-    """``result`` with the stale frames of ``modules``; their ``.pyc`` files removed."""
+    """``result`` with the stale frames and closures of ``modules``; their ``.pyc`` removed."""
     for path in result.paths:
         remove_bytecode(path)
-    stale = stale_frames(modules)
-    return replace(result, stale_frames=stale) if stale else result
+    files = _files(modules)
+    if not files:
+        return result
+    frames = stale_frames(files)
+    closures = stale_closures(files)
+    if frames or closures:
+        result = replace(result, stale_frames=frames, stale_closures=closures)
+    return result
 
 
 def remove_bytecode(path: Path) -> None:
@@ -40,8 +49,8 @@ def remove_bytecode(path: Path) -> None:
             os.unlink(importlib.util.cache_from_source(str(path), optimization=optimization))
 
 
-def stale_frames(modules: Iterable[ModuleType]) -> tuple[str, ...]:
-    """Frames executing code of ``modules``' files that the modules no longer hold."""
+def _files(modules: Iterable[ModuleType]) -> dict[str, set[CodeType]]:
+    """File name (as code objects record it) -> the code its module runs now."""
     files: dict[str, set[CodeType]] = {}
     for module in modules:
         origin = getattr(module, "__file__", None)
@@ -50,8 +59,11 @@ def stale_frames(modules: Iterable[ModuleType]) -> tuple[str, ...]:
         live = _live_codes(module)
         for name in {origin, os.path.realpath(origin)}:
             files.setdefault(name, set()).update(live)
-    if not files:
-        return ()
+    return files
+
+
+def stale_frames(files: dict[str, set[CodeType]]) -> tuple[str, ...]:
+    """Frames executing code of ``files`` that their modules no longer hold."""
     names = {t.ident: t.name for t in threading.enumerate()}
     found: list[str] = []
     for ident, top in sys._current_frames().items():
@@ -64,6 +76,32 @@ def stale_frames(modules: Iterable[ModuleType]) -> tuple[str, ...]:
                 found.append(f"{code.co_qualname} ({where}) in thread {names.get(ident, ident)}")
             frame = frame.f_back
     return tuple(found)
+
+
+def stale_closures(files: dict[str, set[CodeType]]) -> tuple[str, ...]:
+    """Functions made before the edit by code that makes functions (closures, lambdas
+    returned by a factory) and held outside the module: they keep the old code.
+
+    Only looked for when the new code makes functions itself: the search walks every
+    object the garbage collector tracks.
+    """
+    if not any(_makes_functions(code) for live in files.values() for code in live):
+        return ()
+    counts: dict[CodeType, int] = {}
+    for obj in gc.get_objects():
+        if type(obj) is FunctionType:
+            code = obj.__code__
+            live = files.get(code.co_filename)
+            if live is not None and "<locals>" in code.co_qualname and code not in live:
+                counts[code] = counts.get(code, 0) + 1
+    return tuple(
+        f"{code.co_qualname} ({code.co_filename}:{code.co_firstlineno}): {n} made before the edit"
+        for code, n in counts.items()
+    )
+
+
+def _makes_functions(code: CodeType) -> bool:
+    return "<locals>" in code.co_qualname or any(isinstance(c, CodeType) for c in code.co_consts)
 
 
 def _live_codes(module: ModuleType) -> set[CodeType]:

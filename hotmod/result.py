@@ -46,6 +46,9 @@ class ReloadResult:
     #: ``"function (file:old line) in thread name"``: they finish in the old code (CPython
     #: cannot swap a running frame's code); their next call runs the new one
     stale_frames: tuple[str, ...] = ()
+    #: closures made before the edit and held elsewhere (a handler a factory returned),
+    #: which keep the old code, as ``"qualname (file:line): N made before the edit"``
+    stale_closures: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -77,6 +80,7 @@ class ReloadResult:
         lines = [self.summary(), counters, *(f"{m}: {how}" for m, how in self.strategies)]
         lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"still running old code: {f}" for f in self.stale_frames]
+        lines += [f"closure keeps old code: {c}" for c in self.stale_closures]
         return "\n".join(lines)
 
 
@@ -106,6 +110,7 @@ def combine(results: Iterable[ReloadResult]) -> ReloadResult:
         names_pruned=sum(r.names_pruned for r in items),
         strategies=tuple(s for r in items for s in r.strategies),
         stale_frames=tuple(f for r in items for f in r.stale_frames),
+        stale_closures=tuple(c for r in items for c in r.stale_closures),
     )
 
 
