@@ -69,7 +69,9 @@ class Client:
         assert process.stderr is not None
         while True:
             try:
-                return cls(socket.create_connection(("127.0.0.1", port), timeout=timeout))
+                sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return cls(sock)
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(
@@ -332,11 +334,50 @@ def test_a_save_applied_by_the_watcher_is_reported_as_an_event(app: Path) -> Non
     assert "values old new" in out, (out, err)
 
 
-def test_reload_on_continue(app: Path) -> None:
-    process, client, _ = _session(app, "--poll", "60")
+def test_a_breakpoint_in_module_code_does_not_stop_the_reload(app: Path) -> None:
+    """hotmod as a library (excluded from the debugged code, as an installed package is):
+    a breakpoint on a module-level line the reload runs again does not stop hotmod's
+    thread in the middle of the reload, holding the reload lock."""
+    write(app / "helper.py", 'LABEL = "old"\n\n' + HELPER)
+    hotmod_dir = Path(__file__).resolve().parent.parent / "hotmod"
+    process, client, _ = _session(app)
+    try:
+        init = client.request("initialize", {"clientID": "hotmod-tests", "adapterID": "debugpy"})
+        assert init["success"], init
+        attach = client.send(
+            "attach", {"justMyCode": True, "rules": [{"path": str(hotmod_dir), "include": False}]}
+        )
+        client.wait_event("initialized")
+        bp = {"source": {"path": str(app / "app.py")}, "breakpoints": [{"line": 5}]}
+        assert client.request("setBreakpoints", bp)["success"]
+        assert client.request("configurationDone")["success"]
+        assert client.response(attach)["success"]
+        stopped = client.wait_event("stopped")
+        # Now a breakpoint on helper's first line, which the edit below changes.
+        bp = {"source": {"path": str(app / "helper.py")}, "breakpoints": [{"line": 1}]}
+        assert client.request("setBreakpoints", bp)["success"]
+        write_replace(app / "helper.py", 'LABEL = "new"\n\n' + HELPER_NEW)
+        event = client.wait_event("hotmod/reloadResult", timeout=20)
+        assert event["body"]["status"] == "ok", event
+        assert not list(client.events_named("stopped"))
+        check = client.request("hotmod/reload", timeout=10)
+        assert check["body"]["status"] == "noop", check
+        assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
+        out, err = finish(process, client)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            finish(process, client)
+    assert "values old new" in out, (out, err)
+
+
+@pytest.mark.parametrize("how", ["request", "environment"])
+def test_reload_on_continue(app: Path, how: str) -> None:
+    env = {"HOTMOD_RELOAD_ON_CONTINUE": "1"} if how == "environment" else {}
+    process, client, _ = _session(app, "--poll", "60", **env)
     try:
         stopped = client.start({app / "app.py": [5]})
-        switched = client.request("hotmod/reload", {"reloadOnContinue": True})
+        switched = client.request("hotmod/reload", {"reloadOnContinue": True} if how == "request" else {})
         assert switched["body"]["reloadOnContinue"] is True, switched
         assert switched["body"]["status"] == "noop"
         write_replace(app / "helper.py", HELPER_NEW)
