@@ -5,7 +5,8 @@
   function then shows that frame at a line of the old text. The result lists such
   frames, in every thread (``sys._current_frames()``: a debugger's paused stack too).
 - Closures made before the edit and held elsewhere (a handler a factory returned) keep
-  the old code too; those are listed when the new code makes functions at all.
+  the old code too; an explicit request (``reload_now()``) lists them, when the new code
+  makes functions at all.
 - The module's cached bytecode (``__pycache__/*.pyc``) is removed: an edit of the same
   size saved within the same second leaves a ``.pyc`` whose recorded size and mtime still
   match, and the next process would run the old text.
@@ -19,7 +20,7 @@ import importlib.util
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import CodeType, FrameType, FunctionType, MethodType, ModuleType
@@ -35,10 +36,27 @@ def after_commit(result: ReloadResult, modules: Iterable[ModuleType]) -> ReloadR
     if not files:
         return result
     frames = stale_frames(files)
-    closures = stale_closures(files)
+    closures = stale_closures(files) if getattr(_explicit, "active", False) else ()
     if frames or closures:
         result = replace(result, stale_frames=frames, stale_closures=closures)
     return result
+
+
+# Set while an explicit request (``reload_now()``, the debug protocol's request) applies
+# on this thread: only then are closures looked for, a walk over every object the garbage
+# collector tracks (about 0.1 s per million), too slow for every save.
+_explicit = threading.local()
+
+
+@contextlib.contextmanager
+def explicit() -> Iterator[None]:
+    """Within: reloads on this thread also look for closures that keep old code."""
+    before = getattr(_explicit, "active", False)
+    _explicit.active = True
+    try:
+        yield
+    finally:
+        _explicit.active = before
 
 
 def remove_bytecode(path: Path) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import _frames
 from .errors import HotmodError, ReloadError
 from .result import ReloadResult, combine
 
@@ -62,8 +63,9 @@ def reload_now(path: str | os.PathLike[str] | None = None, *, timeout: float = 5
     Every tracked file is compared with the version running, so changes are found even
     while a debugger holds the watcher threads. Returns one result whose counters add
     up every reloader's (``result.report()`` prints them all). Functions on a paused
-    stack keep running the code they started with (``result.stale_frames`` lists them);
-    their next call runs the new code.
+    stack keep running the code they started with (``result.stale_frames`` lists them,
+    ``result.stale_closures`` the closures made before the edit); their next call runs
+    the new code.
 
     With ``path``, only that file: applied by the open reloader that tracks it, or, when
     none does, by a temporary one over its folder (which first checks what each module
@@ -86,11 +88,12 @@ def reload_now(path: str | os.PathLike[str] | None = None, *, timeout: float = 5
             started,
         )
     try:
-        if path is not None:
-            return _reload_path(Path(os.path.realpath(os.fspath(path))), started)
-        with _LOCK:
-            appliers = sorted(_ACTIVE.items(), key=lambda item: item[1])
-        return combine([applier._apply_now() for applier, _ in appliers])
+        with _frames.explicit():  # closures that keep old code are looked for too
+            if path is not None:
+                return _reload_path(Path(os.path.realpath(os.fspath(path))), started)
+            with _LOCK:
+                appliers = sorted(_ACTIVE.items(), key=lambda item: item[1])
+            return combine([applier._apply_now() for applier, _ in appliers])
     except HotmodError as exc:  # the change queue held by a suspended thread, say
         return _failed(exc, started)
     finally:

@@ -47,7 +47,8 @@ class ReloadResult:
     #: cannot swap a running frame's code); their next call runs the new one
     stale_frames: tuple[str, ...] = ()
     #: closures made before the edit and held elsewhere (a handler a factory returned),
-    #: which keep the old code, as ``"qualname (file:line): N made before the edit"``
+    #: which keep the old code, as ``"qualname (file:line): N made before the edit"``;
+    #: looked for by ``reload_now()`` and the debugger's request only
     stale_closures: tuple[str, ...] = ()
 
     @property

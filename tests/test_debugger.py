@@ -393,6 +393,24 @@ def test_closures_made_before_the_edit_are_reported(pkg: Pkg) -> None:
     assert hotmod.reload_now().stale_closures == ()
 
 
+def test_closures_are_looked_for_on_explicit_requests_only(pkg: Pkg) -> None:
+    """The search walks every object the collector tracks: not on every save."""
+    factory = "def make():\n    def handler():\n        return %r\n    return handler\n"
+    module = pkg.module("m", factory % "old")
+    r = pkg.reloader()
+    kept = module.make()
+    write(pkg.path("m"), factory % "new")
+    r.notify(pkg.path("m"))
+    polled = r.poll()
+    assert polled.status == "ok", polled
+    assert polled.stale_closures == ()
+    write(pkg.path("m"), factory % "newer")
+    asked = hotmod.reload_now()
+    assert asked.status == "ok", asked
+    assert len(asked.stale_closures) == 1, asked  # the one made before both edits
+    assert kept() == "old"
+
+
 def test_the_stale_pyc_is_removed_after_a_reload(tmp_path: Path) -> None:
     """Same size, same mtime: a .pyc that still matches would run the old text in the
     next process. After a reload it is gone, and the next process runs the file."""
