@@ -108,11 +108,21 @@ class Plan:
     class_removals: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
     # (enclosing classes, docstring) of changed class docstrings; () is the module
     docstrings: list[tuple[tuple[str, ...], str | None]] = field(default_factory=list)
+    # (first line, last line, lines moved) of unchanged statements that moved: the
+    # functions compiled from those lines move with them
+    moved: list[tuple[int, int, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.patches or self.run or self.class_runs or self.class_removals or self.docstrings)
+        return not (
+            self.patches
+            or self.run
+            or self.class_runs
+            or self.class_removals
+            or self.docstrings
+            or self.moved
+        )
 
 
 class _Fallback(Exception):
@@ -306,7 +316,8 @@ def _check_import_time_calls(new: Source, plan: Plan, filename: str) -> None:
     """A changed function that module code calls while it executes (a decorator, a
     factory: ``f = make()``) made objects that a fresh import would make differently:
     those statements must run again, so the whole module does."""
-    top_level = {p.new_qualname: p for p in plan.patches if not p.class_path}
+    # A function that only moved behaves as it did: what it made at import still stands.
+    top_level = {p.new_qualname: p for p in plan.patches if not p.class_path and not p.moved_only}
     if not top_level:
         return
     readers = new.read_at_import()
@@ -400,6 +411,26 @@ def _module_scope(old: Source, new: Source, plan: Plan, filename: str) -> None:
     ):
         plan.docstrings.append(((), None))
     plan.run.sort(key=lambda node: node.lineno)
+    _moved_statements(old.index, new.index, plan)
+
+
+def _moved_statements(old: tuple[Stmt, ...], new: tuple[Stmt, ...], plan: Plan) -> None:
+    """Statements other than definitions that kept their text but moved (functions
+    defined under an ``if`` or ``try``, lambdas): the functions compiled from their
+    lines move with them."""
+    waiting: dict[bytes, list[Stmt]] = {}
+    for stmt in old:
+        if stmt.kind not in ("def", "class"):
+            waiting.setdefault(stmt.text, []).append(stmt)
+    for stmt in new:
+        if stmt.kind in ("def", "class"):
+            continue
+        same = waiting.get(stmt.text)
+        if not same:
+            continue
+        before = same.pop(0)
+        if before.lineno != stmt.lineno:
+            plan.moved.append((before.lineno, before.end_lineno, stmt.lineno - before.lineno))
 
 
 def _definition(old: Stmt, new: Stmt, classes: tuple[str, ...], plan: Plan, filename: str) -> None:

@@ -81,6 +81,9 @@ class Prepared:
     caches: list[object] = field(default_factory=list)
     # patches whose old function objects become forwarders to a new function (by id)
     forwards: set[int] = field(default_factory=set)
+    # (function, its new code) for functions of statements that only moved, and for
+    # closures a patched def made before the edit (their code is nested in the old def's)
+    shifted: list[tuple[FunctionType, CodeType]] = field(default_factory=list)
     undo: Undo = field(default_factory=Undo)
 
     @property
@@ -94,8 +97,11 @@ class Prepared:
 def prepare(plan: Plan, code: CodeType, flags: int, module: ModuleType, filename: str) -> Prepared:
     """Find every function object the plan patches; raises :class:`NotFound`."""
     prepared = Prepared(plan, code, flags)
+    if plan.moved:
+        prepared.shifted = _shifted_functions(module, filename, plan)
     if not plan.patches:
         return prepared
+    nested: dict[int, CodeType] = {}  # id of an old nested code object -> its new one
     new_codes = _codes_by_position(code) if any(not p.moved_only for p in plan.patches) else {}
     wanted = {(p.old_qualname, p.old_lineno) for p in plan.patches}
     live, holders = _live_functions(module, filename, wanted)
@@ -132,11 +138,40 @@ def prepare(plan: Plan, code: CodeType, flags: int, module: ModuleType, filename
                 )
             prepared.forwards.add(id(patch))
         prepared.targets.append((patch, functions, new_code))
+        if id(patch) not in prepared.forwards:
+            for fn in functions:
+                _pair_nested(fn.__code__, new_code, nested)
         for fn in functions:
             for holder in holders.get(id(fn), ()):
                 if callable(_safe_getattr(holder, "cache_clear")):
                     prepared.caches.append(holder)
+    if nested:
+        # Closures the old defs made at import (a factory's products, attrs' generated
+        # methods, a decorator's wrapper) run the new code of their nested def too.
+        done = {id(fn) for _, fns, _ in prepared.targets for fn in fns} | {
+            id(fn) for fn, _ in prepared.shifted
+        }
+        for fn, _ in _reachable_functions(module):
+            replacement = nested.get(id(fn.__code__))
+            if (
+                replacement is not None
+                and id(fn) not in done
+                and fn.__code__.co_freevars == replacement.co_freevars
+            ):
+                done.add(id(fn))
+                prepared.shifted.append((fn, replacement))
     return prepared
+
+
+def _pair_nested(old: CodeType, new: CodeType, into: dict[int, CodeType]) -> None:
+    """Pair the code objects nested in ``old`` with ``new``'s, by qualified name and order."""
+    olds = [c for c in old.co_consts if isinstance(c, CodeType)]
+    news = [c for c in new.co_consts if isinstance(c, CodeType)]
+    if [c.co_qualname for c in olds] != [c.co_qualname for c in news]:
+        return  # the nesting changed: closures made before keep their code
+    for before, after in zip(olds, news, strict=True):
+        into[id(before)] = after
+        _pair_nested(before, after, into)
 
 
 def apply(prepared: Prepared, module: ModuleType, filename: str) -> None:
@@ -169,6 +204,9 @@ def apply(prepared: Prepared, module: ModuleType, filename: str) -> None:
                 fn.__defaults__ = fresh.__defaults__
                 fn.__kwdefaults__ = fresh.__kwdefaults__
                 fn.__annotations__ = fresh.__annotations__
+    for fn, moved_code in prepared.shifted:
+        undo.functions.append((fn, {"__code__": fn.__code__}))
+        fn.__code__ = moved_code
     for cache in prepared.caches:
         with contextlib.suppress(Exception):
             cache.cache_clear()  # type: ignore[attr-defined]
@@ -387,6 +425,22 @@ def _class_at(namespace: dict[str, Any], classes: tuple[str, ...]) -> type | Non
     for name in classes[1:]:
         owner = owner.__dict__.get(name) if isinstance(owner, type) else None
     return owner if isinstance(owner, type) else None
+
+
+def _shifted_functions(module: ModuleType, filename: str, plan: Plan) -> list[tuple[FunctionType, CodeType]]:
+    """Functions whose code starts on the lines of a statement that only moved."""
+    found: list[tuple[FunctionType, CodeType]] = []
+    seen: set[int] = set()
+    for fn, _ in _reachable_functions(module):
+        code = fn.__code__
+        if id(fn) in seen or code.co_filename != filename:
+            continue
+        seen.add(id(fn))
+        for first, last, delta in plan.moved:
+            if first <= code.co_firstlineno <= last:
+                found.append((fn, _moved(code, delta)))
+                break
+    return found
 
 
 def _moved(code: CodeType, delta: int) -> CodeType:

@@ -38,6 +38,7 @@ from types import CodeType, FunctionType, MethodType, ModuleType
 from ._source import _instructions
 
 _STORE_GLOBAL = frozenset(opcode.opmap[n] for n in ("STORE_GLOBAL", "DELETE_GLOBAL"))
+_STORE_ATTR = frozenset(opcode.opmap[n] for n in ("STORE_ATTR", "DELETE_ATTR"))
 _PLAIN = (int, str, bytes, float, bool, complex, type(None))
 _UNWRAP_DEPTH = 4  # decorator layers followed from a namespace value
 
@@ -56,7 +57,8 @@ def differences(tree: ast.Module, code: CodeType, module: ModuleType, filename: 
     compiled from that tree), or None when nothing that can be seen does."""
     namespace = module.__dict__
     runtime = _assigned_at_run_time(code)
-    found = _compare_defs(tree.body, code, namespace, "")
+    attributes = _assigned_at_run_time(code, _STORE_ATTR)
+    found = _compare_defs(tree.body, code, namespace, "", attributes)
     if found is not None:
         return Difference(found, code_matches=False)
     compiled = _code_by_qualname(code, {})
@@ -88,7 +90,11 @@ def own_definitions(modules: list[tuple[str, ModuleType]], filename: str) -> fro
 
 
 def _compare_defs(
-    body: list[ast.stmt], code: CodeType, scope: Mapping[str, object], class_name: str
+    body: list[ast.stmt],
+    code: CodeType,
+    scope: Mapping[str, object],
+    class_name: str,
+    attributes: frozenset[str] = frozenset(),
 ) -> str | None:
     """The definitions of one scope (module or class body) against the live ones.
 
@@ -117,10 +123,10 @@ def _compare_defs(
         if _is_class_body(const):
             if isinstance(live, type) and live.__qualname__ == const.co_qualname:
                 inner = node.body if isinstance(node, ast.ClassDef) else []
-                found = _compare_defs(inner, const, live.__dict__, live.__name__)
+                found = _compare_defs(inner, const, live.__dict__, live.__name__, attributes)
                 if found is not None:
                     return found
-                found = _compare_literals(inner, live.__dict__, f"class {const.co_qualname}: ", frozenset())
+                found = _compare_literals(inner, live.__dict__, f"class {const.co_qualname}: ", attributes)
                 if found is not None:
                     return found
             continue
@@ -197,13 +203,15 @@ def _mangle(name: str, class_name: str) -> str:
     return name
 
 
-def _assigned_at_run_time(code: CodeType) -> frozenset[str]:
-    """Names some function of the module assigns with ``global``: its state."""
+def _assigned_at_run_time(code: CodeType, ops: frozenset[int] | None = None) -> frozenset[str]:
+    """Names some function of the module assigns with ``global`` (or, with
+    ``ops=_STORE_ATTR``, attributes it assigns, such as ``cls.counter += 1``): state."""
+    ops = _STORE_GLOBAL if ops is None else ops
     found: set[str] = set()
     for nested in _code_by_qualname(code, {}).values():
         for each in nested:
             for op, arg in _instructions(each):
-                if op in _STORE_GLOBAL:
+                if op in ops:
                     found.add(each.co_names[arg])
     return frozenset(found)
 

@@ -627,3 +627,19 @@ def test_a_method_that_starts_calling_super_keeps_its_identity_and_runs_it(pkg: 
     assert bound() == "kid+base"
     _save(r, pkg, "sup", source.format(body='"plain"'))
     assert bound() == "plain"
+
+
+def test_closures_made_before_the_edit_run_the_new_code_of_their_def(pkg: Pkg) -> None:
+    """A factory's products made at run time (kept in the module) follow an edit of the
+    nested def, as fresh closures would run it."""
+    source = (
+        "HANDLERS = []\n\ndef make(n):\n    def handle(x):\n        return x * n{suffix}\n    return handle\n"
+    )
+    mod = _load(pkg, "factory", source.format(suffix=""))
+    mod.HANDLERS.append(mod.make(2))
+    held = mod.HANDLERS[0]
+    r = pkg.reloader()
+    result = _save(r, pkg, "factory", source.format(suffix=" + 100"))
+    assert result.strategies == ((mod.__name__, "statements"),)
+    assert held(1) == 102
+    assert mod.make(3)(1) == 103

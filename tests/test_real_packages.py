@@ -100,8 +100,6 @@ PACKAGES = (
         ),
         min_passed=1300,
         packages=("attr", "attrs"),
-        # Statement-level reloads still diverge on this suite (reported to issue 17).
-        strategies=("module",),
     ),
     Sdist(
         "pyparsing",
@@ -116,7 +114,10 @@ PACKAGES = (
             "tests/test_unit.py::Test02_WithoutPackrat",
         ),
         min_passed=300,
-        # Statement-level reloads still diverge on this suite (reported to issue 17).
+        # Statement reloads diverge here: 57 of pyparsing's tests fail after the shifted
+        # edit when its modules are reloaded by their statements (helpers.py runs whole
+        # while core.py does not), found and not yet understood: the whole-module
+        # strategy is checked alone.
         strategies=("module",),
     ),
     Sdist(
@@ -137,8 +138,6 @@ PACKAGES = (
         ("-c", "pyproject.toml", "tests/test_more.py"),
         min_passed=600,
         packages=("more_itertools",),
-        # Statement-level reloads still diverge on this suite (reported to issue 17).
-        strategies=("module",),
     ),
 )
 
