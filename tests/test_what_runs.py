@@ -321,6 +321,7 @@ def test_verification_sees_a_function_added_after_the_import(pkg: Pkg) -> None:
 
 def test_a_pydantic_module_imported_before_is_verified_without_a_false_change(pkg: Pkg) -> None:
     import pydantic  # noqa: F401  (from the test extra)
+
     runs = pkg.counter()
     mod = pkg.module(
         "models",
