@@ -219,9 +219,12 @@ def execute(
     _hot.begin(modules)  # what the new code registers belongs to the incoming version
     # Warnings the new code raises (Django's "Reloading models is not advised", a
     # deprecation) belong in the result, not on a console no one reads.
+    # The categories Python hides by default stay hidden.
     caught = warnings.catch_warnings(record=True)
     recorded = caught.__enter__()
     warnings.simplefilter("always")
+    for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", hidden)
     try:
         for unit in units:
             namespace = unit.module.__dict__
