@@ -270,7 +270,7 @@ class PluginFolder:
             )
             # reload_now() goes through the folder, which also loads and unloads plugins.
             _now.unregister(self._reloader)
-        self._applier = ApplyThread("hotmod-plugins", self._run, self._reloader._queue.wake)
+        self._applier = ApplyThread("hotmod-plugins", self._run, self._reloader._seams.wake)
         _now.register(self)
 
     # -- public ------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ class PluginFolder:
         return result
 
     def _apply_now(self) -> ReloadResult:
-        self._reloader._queue_everything()
+        self._reloader._seams.compare_all()
         return self.poll()
 
     def notify(self, *paths: str | os.PathLike[str]) -> None:
@@ -315,7 +315,7 @@ class PluginFolder:
         self._check_open()
         # The folder itself is watched even while it holds no plugin, so that a new
         # file wakes the applying thread at once.
-        self._reloader._watcher.add(self.folder / _FOLDER_SENTINEL)
+        self._reloader._seams.watch_file(self.folder / _FOLDER_SENTINEL)
         self._reloader.start()
         if self.apply == "background":
             self._applier.start()
@@ -535,7 +535,7 @@ class PluginFolder:
             return self._fail(plugin, error[0], error[1])
         plugin.state = "loaded"
         plugin.error = None
-        self._reloader._sync()
+        self._reloader._seams.refresh()
         logger.info("plugin %s loaded", plugin.name)
         return ReloadResult("ok", (full,), (plugin.path,), duration=time.perf_counter() - started)
 
@@ -594,7 +594,7 @@ class PluginFolder:
         plugin.module = None
         plugin.context = None
         plugin.state = "unloaded"
-        self._reloader._sync()
+        self._reloader._seams.refresh()
         logger.info("plugin %s unloaded", plugin.name)
         return problems
 
@@ -682,7 +682,7 @@ class PluginFolder:
 
     def _run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
-            self._reloader._queue.wait(self._reloader.poll_interval)
+            self._reloader._seams.wait_for_changes(self._reloader.poll_interval)
             if stopping.is_set():
                 break
             try:

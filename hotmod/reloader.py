@@ -37,7 +37,7 @@ from .watch import BackendName, make_watcher
 logger = logging.getLogger(__name__)
 
 ApplyMode = Literal["background", "manual"]
-__all__ = ["ApplyMode", "Dependents", "Reloader", "Strategy"]
+__all__ = ["ApplyMode", "Dependents", "Reloader", "Seams", "Strategy"]
 
 # The process-wide lock (see _state): two reloaders may track the same module.
 _RELOAD_LOCK = _state.RELOAD_LOCK
@@ -46,6 +46,34 @@ _RELOAD_LOCK = _state.RELOAD_LOCK
 _SAFE_POINT_RETRY = 0.05
 # How often the watcher's threads are checked for life (a dead one is restarted).
 _HEALTH_EVERY = 1.0
+
+
+class Seams:
+    """What a host built on a reloader inside hotmod (``PluginFolder``) may ask of it,
+    instead of reaching into its attributes."""
+
+    def __init__(self, reloader: Reloader) -> None:
+        self._reloader = reloader
+
+    def refresh(self) -> None:
+        """Catch up with ``sys.modules`` now (call with the reload lock held)."""
+        self._reloader._sync()
+
+    def compare_all(self) -> None:
+        """Queue every tracked file for a content comparison."""
+        self._reloader._queue_everything()
+
+    def watch_file(self, path: Path) -> None:
+        """Watch one more file (a folder's sentinel, say), tracked or not."""
+        self._reloader._watcher.add(path)
+
+    def wake(self) -> None:
+        """Wake whatever waits for changes."""
+        self._reloader._queue.wake()
+
+    def wait_for_changes(self, timeout: float) -> None:
+        """Block until a change is queued (or ``wake()``), at most ``timeout`` seconds."""
+        self._reloader._queue.wait(timeout)
 
 
 class Reloader:
@@ -125,6 +153,7 @@ class Reloader:
             before_commit=_before_commit,
         )
         self._listeners = Listeners()
+        self._seams = Seams(self)
         self._applier = ApplyThread("hotmod-reloader", self._run, self._queue.wake)
         self._watching = False
         self._next_health_check = 0.0
