@@ -6,6 +6,10 @@
 Open http://127.0.0.1:8000, then edit pages.py, chat.py, settings.json,
 templates/index.html or static/style.css: the page follows each save, the visit count
 and the chat history stay, and an open chat connection stays open.
+
+Live reload answers this machine only (loopback clients, loopback host names); to try
+it from a phone on the network, serve on 0.0.0.0 and list the name it uses in
+``enable(app, allowed_hosts=[...])``. ``HOTMOD=0`` in the environment turns it off.
 """
 
 from __future__ import annotations
