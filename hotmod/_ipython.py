@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from ._session import Session, describe
+from ._switch import disabled
 from .errors import HotmodError
 from .result import ReloadResult
 from .watch import BackendName
@@ -35,6 +36,9 @@ _EXTENSIONS: dict[int, _Extension] = {}
 
 def load(shell: Any) -> None:
     unload(shell)
+    if disabled():
+        print("hotmod: HOTMOD=0 in the environment; reloading is off", file=sys.stderr)
+        return
     _EXTENSIONS[id(shell)] = _Extension(shell)
 
 

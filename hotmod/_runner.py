@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType, TracebackType
 
+from ._switch import disabled
 from .errors import HotmodError
 from .reloader import Reloader
 from .result import ReloadResult
@@ -45,13 +46,18 @@ def run_program(
         _set_path0(folder)
         paths = watch or [folder]
         sys.argv = [target, *args]
-    reloader = Reloader(
-        paths,
-        backend="polling" if poll is not None else "auto",
-        poll_interval=poll if poll is not None else 0.5,
-    )
-    logging.getLogger("hotmod.reloader").addFilter(_MainEditOnce())
-    reloader.start()
+    reloader: Reloader | None = None
+    if disabled():
+        # HOTMOD=0: the program runs exactly as ``python`` would run it.
+        print("hotmod: HOTMOD=0 in the environment; running without reloading", file=sys.stderr)
+    else:
+        reloader = Reloader(
+            paths,
+            backend="polling" if poll is not None else "auto",
+            poll_interval=poll if poll is not None else 0.5,
+        )
+        logging.getLogger("hotmod.reloader").addFilter(_MainEditOnce())
+        reloader.start()
     try:
         if as_module:
             runpy.run_module(target, run_name="__main__", alter_sys=True)
@@ -70,7 +76,7 @@ def run_program(
     return 0
 
 
-def _run_script(path: str, reloader: Reloader) -> None:
+def _run_script(path: str, reloader: Reloader | None) -> None:
     """Run a script file as ``__main__``, tracked from its first line on.
 
     The reloader looks at the new ``__main__`` before any of its code runs, so an edit
@@ -93,7 +99,8 @@ def _run_script(path: str, reloader: Reloader) -> None:
     # replaced: the reloader notices new entries by the end of ``sys.modules``.
     sys.modules.pop("__main__", None)
     sys.modules["__main__"] = main
-    reloader.poll()
+    if reloader is not None:
+        reloader.poll()
     exec(code, main.__dict__)
 
 

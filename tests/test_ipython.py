@@ -227,3 +227,17 @@ def test_a_notebook_beside_its_code_tracks_the_code_on_sys_path(
         ip.user_ns.pop("f", None)
         for key in [k for k in sys.modules if k.startswith(name)]:
             del sys.modules[key]
+
+
+def test_hotmod_0_leaves_the_shell_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOTMOD", "0")
+    ip = InteractiveShell.instance()
+    before = len(ip.events.callbacks["pre_run_cell"])
+    ip.run_cell("%load_ext hotmod")
+    try:
+        assert len(ip.events.callbacks["pre_run_cell"]) == before
+        assert "HOTMOD=0" in capsys.readouterr().err
+    finally:
+        ip.run_cell("%unload_ext hotmod")

@@ -216,3 +216,25 @@ def test_the_console_script_runs_programs(tmp_path: Path) -> None:
     assert child.returncode == 7, child.stdout + child.stderr
     assert "args ['x']" in child.stdout
     assert textwrap.dedent(child.stderr).strip() == ""
+
+
+def test_hotmod_0_runs_the_program_without_reloading(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # No reloader: no import recorder on sys.meta_path, no hotmod thread.
+    script = "import sys, threading\nprint('ran', [type(f).__module__ for f in sys.meta_path if 'hotmod' in "
+    script += "type(f).__module__], [t.name for t in threading.enumerate() if t.name.startswith('hotmod')])\n"
+    write(tmp_path / "main.py", script)
+    env = {**os.environ, "HOTMOD": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hotmod", "run", "main.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ran [] []"  # no reloader was ever made
+    assert "HOTMOD=0" in done.stderr
