@@ -144,7 +144,7 @@ def _open_folder(folder: Path, ancestors: Refuse, own: Refuse) -> int:
                 next_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if _is_link(name, fd):
-                    raise _Escape(f"{here} is a symlink now; the plugin folder has moved") from exc
+                    raise Untrusted(f"{here} is a symlink now; the plugin folder has moved") from exc
                 raise
             os.close(fd)
             fd = next_fd
@@ -190,6 +190,7 @@ def _open_beneath(root: int, folder: Path, parts: Sequence[str], refuse: Refuse)
     names: list[str] = []
     pending = list(parts)
     links = 0
+    via = ""  # the last symlink followed, for the message: what it said when read
     try:
         while pending:
             name = pending.pop(0)
@@ -197,7 +198,7 @@ def _open_beneath(root: int, folder: Path, parts: Sequence[str], refuse: Refuse)
                 continue
             if name == "..":
                 if not stack:
-                    raise _Escape("..")
+                    raise _Escape(via or f"{folder.joinpath(*parts)} leads outside the plugin folder")
                 os.close(stack.pop())
                 names.pop()
                 continue
@@ -212,11 +213,15 @@ def _open_beneath(root: int, folder: Path, parts: Sequence[str], refuse: Refuse)
                 if links > _MAX_LINKS:
                     raise Untrusted(f"{folder.joinpath(*names, name)}: too many levels of symlinks") from None
                 target = PurePosixPath(os.readlink(name, dir_fd=here))
+                via = (
+                    f"{folder.joinpath(*names, name)} is a symlink that leads outside the plugin "
+                    f"folder (to {target})"
+                )
                 if target.is_absolute():
                     try:
                         inner = target.relative_to(folder)
                     except ValueError:
-                        raise _Escape(str(target)) from None
+                        raise _Escape(via) from None
                     while stack:  # start again from the folder itself
                         os.close(stack.pop())
                     names.clear()
@@ -253,9 +258,8 @@ def _open_checked(path: Path, folder: Path, trust: Trust, problems: list[str]) -
     root = _open_folder(folder, folder_rules, folder_rules)
     try:
         return _open_beneath(root, folder, parts, refuse)
-    except _Escape:
-        problem = f"{path} is a symlink that leads outside the plugin folder ({os.path.realpath(path)})"
-        refuse(problem)
+    except _Escape as escape:
+        refuse(str(escape))
         # Warn mode: load it all the same, from where the link leads.
         return os.open(path, _FILE_FLAGS & ~_NOFOLLOW)
     finally:

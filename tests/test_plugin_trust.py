@@ -130,7 +130,7 @@ def test_flipping_a_link_between_check_and_open_never_reads_outside(folder: Path
         stop.set()
         flipper.join(TIMEOUT)
     assert read + refused > 0
-    assert reasons <= {f" that leads outside the plugin folder ({outside})"}
+    assert reasons <= {f" that leads outside the plugin folder (to {outside})"}
 
 
 @posix
