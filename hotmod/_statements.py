@@ -104,7 +104,14 @@ def prepare(plan: Plan, code: CodeType, flags: int, module: ModuleType, filename
     nested: dict[int, CodeType] = {}  # id of an old nested code object -> its new one
     new_codes = _codes_by_position(code) if any(not p.moved_only for p in plan.patches) else {}
     wanted = {(p.old_qualname, p.old_lineno) for p in plan.patches}
-    live, holders = _live_functions(module, filename, wanted)
+    # Where a def's function object normally is: under its name in its module or class,
+    # through the usual wrappers. Only what is not found there is searched for further.
+    live, holders = _where_defined(module, filename, plan.patches)
+    if wanted - set(live):
+        deeper, more = _live_functions(module, filename, wanted - set(live))
+        live.update(deeper)
+        for key, value in more.items():
+            holders.setdefault(key, []).extend(value)
     for patch in plan.patches:
         functions = live.get((patch.old_qualname, patch.old_lineno), [])
         if not functions:
@@ -460,6 +467,54 @@ def _codes_by_position(code: CodeType) -> dict[tuple[str, int], CodeType]:
                 found.setdefault((const.co_qualname, const.co_firstlineno), const)
                 stack.append(const)
     return found
+
+
+def _where_defined(
+    module: ModuleType, filename: str, patches: list[Patch]
+) -> tuple[dict[tuple[str, int], list[FunctionType]], dict[int, list[object]]]:
+    """The function objects of ``patches`` found under their own names (shallow: the
+    usual decorator wrappers only), and the objects they were reached through."""
+    found: dict[tuple[str, int], list[FunctionType]] = {}
+    holders: dict[int, list[object]] = {}
+    for patch in patches:
+        owner: Any = (
+            module.__dict__
+            if not patch.class_path
+            else getattr(_class_at(module.__dict__, patch.class_path), "__dict__", None)
+        )
+        if owner is None:
+            continue
+        name = patch.old_qualname.rpartition(".")[2]
+        if patch.class_path and name.startswith("__") and not name.endswith("__"):
+            name = f"_{patch.class_path[-1].lstrip('_')}{name}"  # a private name, mangled
+        key = (patch.old_qualname, patch.old_lineno)
+        stack: list[tuple[object, object | None, int]] = [(owner.get(name), None, 0)]
+        while stack:
+            obj, holder, depth = stack.pop()
+            if obj is None or depth > 4:
+                continue
+            inner: list[object] = []
+            if isinstance(obj, FunctionType):
+                code = obj.__code__
+                if (code.co_qualname, code.co_firstlineno) == key and code.co_filename == filename:
+                    if obj not in found.setdefault(key, []):
+                        found[key].append(obj)
+                    if holder is not None:
+                        holders.setdefault(id(obj), []).append(holder)
+                for cell in obj.__closure__ or ():
+                    with contextlib.suppress(ValueError):
+                        inner.append(cell.cell_contents)
+                inner.append(obj.__dict__.get("__wrapped__"))
+            elif isinstance(obj, (staticmethod, classmethod, MethodType)):
+                inner.append(obj.__func__)
+            elif isinstance(obj, property):
+                inner += [obj.fget, obj.fset, obj.fdel]
+            elif isinstance(obj, functools.partial):
+                inner.append(obj.func)
+            elif not isinstance(obj, (type, ModuleType, *_PLAIN)):
+                inner += [_safe_getattr(obj, "__wrapped__"), _safe_getattr(obj, "__func__")]
+            stack.extend((o, obj, depth + 1) for o in inner if o is not None)
+    return found, holders
 
 
 def _live_functions(
