@@ -148,6 +148,53 @@ def test_a_client_beyond_loopback_is_refused_even_with_a_loopback_host(quiet: di
     )
     assert b"data-hotmod" not in sent.body
     assert sent.body == b"".join(PAGE)
+    # The finding's production case: a public client naming the public host.
+    sent = request(
+        ASGIMiddleware(responder(b"text/html", PAGE), **quiet),
+        path="/__hotmod__/events",
+        headers=public,
+        client="203.0.113.9",
+    )
+    assert sent.start["status"] == 403
+    # Listed, the name is served to clients anywhere (without failure details).
+    listed = ASGIMiddleware(responder(b"text/html", PAGE), allowed_hosts=["app.example.com"], **quiet)
+    sent = request(listed, headers=public, client="203.0.113.9")
+    assert b"data-hotmod" in sent.body
+
+
+@pytest.mark.parametrize(
+    ("host", "client", "allowed"),
+    [
+        ("localhost:8000", "127.0.0.1", True),
+        ("app.localhost", "::1", True),
+        ("[::1]:8000", "::ffff:127.0.0.1", True),
+        ("127.0.0.2", "127.0.0.1", True),
+        ("0.0.0.0:8000", "127.0.0.1", False),  # browsers once sent this to loopback
+        ("localhost.attacker.example", "127.0.0.1", False),
+        ("dev.example.test", "10.0.0.5", True),
+        ("sub.dev.example.test", "10.0.0.5", False),
+        ("api.shop.test", "10.0.0.5", True),
+        ("shop.test", "10.0.0.5", True),
+        ("evilshop.test", "10.0.0.5", False),
+        ("localhost:8000", "10.0.0.5", False),
+        ("localhost:80:80", "127.0.0.1", False),
+        (None, "127.0.0.1", False),
+    ],
+)
+def test_which_hosts_and_clients_are_allowed(host: str | None, client: str, allowed: bool) -> None:
+    from hotmod.web._access import Access
+
+    access = Access(["dev.example.test", ".shop.test"])
+    assert access.check(host, client).allowed is allowed
+
+
+def test_allowed_hosts_that_are_not_host_names_get_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="a list of host names"):
+        ASGIMiddleware(responder(b"text/html", PAGE), allowed_hosts="dev.example")
+    with pytest.raises(ValueError, match=r"'dev\.example:http' is not a host name"):
+        WSGIMiddleware(lambda e, s: [], allowed_hosts=["dev.example:http"])
+    with pytest.raises(ValueError, match="max_streams must be at least 1"):
+        ASGIMiddleware(responder(b"text/html", PAGE), max_streams=0)
 
 
 async def _failure_events(
