@@ -32,7 +32,10 @@ _MAX_LINKS = 40  # as the kernel's own limit on symlinks followed in one lookup
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+# O_PATH (Linux) or O_SEARCH: a folder that may be crossed but not listed (mode 0711)
+# still opens; its descriptor serves fstat and the next open, which is all the walk does.
+_SEARCH = getattr(os, "O_PATH", 0) or getattr(os, "O_SEARCH", 0)
+_DIR_FLAGS = os.O_RDONLY | _SEARCH | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
 # Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
 _FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | _CLOEXEC
 
