@@ -197,7 +197,7 @@ class ASGIMiddleware:
             return {**start, "headers": _byte_headers(decided.headers)}
 
         async def sending(message: Message) -> None:
-            nonlocal held, decided
+            nonlocal held
             kind = message["type"]
             if kind == "http.response.start":
                 headers = _str_headers(message.get("headers", ()))
