@@ -21,6 +21,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ._session import Session, describe
+from ._switch import disabled
 from .reloader import Reloader
 from .watch import BackendName
 
@@ -37,7 +38,7 @@ def enable(
     backend: BackendName = "auto",
     poll_interval: float = 0.5,
     namespace: dict[str, object] | None = None,
-) -> Reloader:
+) -> Reloader | None:
     """Reload the user's modules before each prompt.
 
     By default every module imported from outside the standard library and installed
@@ -47,10 +48,14 @@ def enable(
 
     ``namespace`` (default: ``__main__``'s, the REPL's globals) gets its ``from m import x``
     names rebound like any importer's. Calling ``enable`` again replaces the session.
-    Returns the session's :class:`~hotmod.Reloader`.
+    Returns the session's :class:`~hotmod.Reloader`, or None when ``HOTMOD=0`` in the
+    environment turned hotmod off (the prompt is left alone).
     """
     global _session, _previous_ps1, _had_ps1
     disable()
+    if disabled():
+        print("hotmod: HOTMOD=0 in the environment; reloading is off", file=sys.stderr)
+        return None
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if namespace is None:
@@ -92,7 +97,8 @@ def _start_session(paths: list[str] | None, poll: float | None) -> None:
     from . import __version__
 
     reloader = enable(paths, backend="polling" if poll is not None else "auto", poll_interval=poll or 0.5)
-    assert _session is not None
+    if reloader is None or _session is None:
+        return  # HOTMOD=0: a plain prompt
     print(
         f"Python {sys.version.split()[0]} with hotmod {__version__}: {_session.watching} "
         f"reloads before each prompt ({len(reloader.modules)} tracked now; hotmod.repl.disable() stops).",

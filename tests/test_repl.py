@@ -167,3 +167,18 @@ def test_disable_restores_the_prompt_and_stops_reloading(
     assert getattr(sys, "ps1", None) is before
     with pytest.raises(hotmod.HotmodError):
         reloader.poll()  # the session's reloader is closed
+
+
+def test_hotmod_0_leaves_the_prompt_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    import hotmod.repl
+
+    monkeypatch.setenv("HOTMOD", "0")
+    prompt = getattr(sys, "ps1", None)
+    assert hotmod.repl.enable() is None
+    assert not hotmod.repl.enabled()
+    assert getattr(sys, "ps1", None) is prompt
+    assert "HOTMOD=0" in capsys.readouterr().err
