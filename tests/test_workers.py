@@ -122,3 +122,87 @@ def test_gunicorn_workers_serve_an_edit_made_after_they_forked(
         # Workers were replaced (forked again from the master's version 1) and still
         # served version 2 from their first request on.
         assert len({body.split()[1] for _, body in answers}) > 2, answers
+
+
+ASGI_APP = """\
+import os
+from hotmod.web import ASGIMiddleware
+from . import views
+
+async def _app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({{"type": "lifespan.startup.complete"}})
+            elif message["type"] == "lifespan.shutdown":
+                await send({{"type": "lifespan.shutdown.complete"}})
+                return
+    body = f"{{views.answer()}} {{os.getpid()}}".encode()
+    await send({{"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]}})
+    await send({{"type": "http.response.body", "body": body}})
+
+app = ASGIMiddleware(_app, paths=[{root!r}], backend="polling", poll_interval=0.05)
+"""
+
+
+def _wait_for_output(server: subprocess.Popen[bytes], marker: bytes) -> bytes:
+    import select
+
+    assert server.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + TIMEOUT
+    while marker not in seen:
+        ready, _, _ = select.select([server.stdout], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            pytest.fail(f"the server never said {marker!r}: {seen.decode(errors='replace')}")
+        chunk = os.read(server.stdout.fileno(), 4096)
+        if not chunk:
+            pytest.fail(f"the server exited: {seen.decode(errors='replace')}")
+        seen += chunk
+    return seen
+
+
+def test_uvicorn_workers_apply_an_edit_made_after_they_started(tmp_path: Path) -> None:
+    """``uvicorn --workers 2`` spawns its workers; each one's middleware starts its
+    reloader at the lifespan startup, and applies an edit made afterwards on its own."""
+    name = f"site_{uuid.uuid4().hex[:8]}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "views.py").write_text("def answer():\n    return 'v1'\n")
+    (package / "app.py").write_text(ASGI_APP.format(root=str(package)))
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--workers", "2", "--port", str(port), f"{name}.app:app"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_output(server, b"Application startup complete")
+        _wait_for_output(server, b"Application startup complete")  # both workers
+        assert _get(port)[1].split()[0] == "v1"
+        (package / "views.py").write_text("def answer():\n    return 'v2'\n")
+        os.utime(package / "views.py", ns=(10**9, 10**9))
+        # Each worker applies the save on its own: ask until both answered v2 (every
+        # request is a real round trip; the deadline bounds it).
+        pids: set[str] = set()
+        deadline = time.monotonic() + TIMEOUT
+        while len(pids) < 2 and time.monotonic() < deadline:
+            status, body = _get(port)
+            assert status == 200
+            version, pid = body.split()
+            if version == "v2":
+                pids.add(pid)
+        assert len(pids) == 2, "not every worker applied the edit"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
