@@ -33,6 +33,7 @@ import importlib
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,10 +55,21 @@ class _Subscribable(Protocol):
     def subscribe(self, listener: Callable[[ReloadResult], object]) -> Callable[[], None]: ...
 
 
+# applier -> how to stop hearing from it (a plugin folder's own reloader is detached when
+# the folder takes over, or each of its reloads would be told twice)
+_attached: weakref.WeakKeyDictionary[object, Callable[[], None]] = weakref.WeakKeyDictionary()
+
+
 def attach(applier: _Subscribable) -> None:
     """Install (once) when a DAP client is there, and report ``applier``'s own reloads."""
-    if install():
-        applier.subscribe(_on_result)
+    if install() and applier not in _attached:
+        _attached[applier] = applier.subscribe(_on_result)
+
+
+def detach(applier: object) -> None:
+    unsubscribe = _attached.pop(applier, None)
+    if unsubscribe is not None:
+        unsubscribe()
 
 
 def install() -> bool:

@@ -55,6 +55,9 @@ def register(applier: _Applier) -> None:
 def unregister(applier: _Applier) -> None:
     with _LOCK:
         _ACTIVE.pop(applier, None)
+    debugpy = sys.modules.get(f"{__package__}._debugpy")
+    if debugpy is not None:
+        debugpy.detach(applier)
 
 
 def reload_now(path: str | os.PathLike[str] | None = None, *, timeout: float = 5.0) -> ReloadResult:

@@ -410,3 +410,45 @@ def test_a_non_python_file_is_a_failed_result(app: Path) -> None:
             process.kill()
             finish(process, client)
     assert "values old old" in out, (out, err)
+
+
+PLUGIN_APP = """\
+import pathlib
+import hotmod
+
+folder = hotmod.PluginFolder(pathlib.Path(__file__).parent / "plugins")
+folder.load()
+folder.start()
+
+def work():
+    before = folder.plugins["p"].module.X  # line 9: the breakpoint
+    print("plugin", before, folder.plugins["p"].module.X, flush=True)
+
+work()
+folder.close()
+"""
+
+
+def test_a_plugin_folder_reload_reaches_the_client_once(app: Path) -> None:
+    (app / "plugins").mkdir()
+    write(app / "plugins" / "p.py", "X = 1\n")
+    write(app / "plugin_app.py", PLUGIN_APP)
+    port = free_port()
+    process = launch(port, ["plugin_app.py"], app, debuggee_env(app))
+    client = Client.connect(port, process)
+    try:
+        stopped = client.start({app / "plugin_app.py": [9]})
+        write_replace(app / "plugins" / "p.py", "X = 2\n")
+        event = client.wait_event("hotmod/reloadResult", timeout=20)
+        assert event["body"]["status"] == "ok", event
+        assert event["body"]["paths"] == [str(app / "plugins" / "p.py")]
+        # Anything told of the same reload was sent before this answer.
+        assert client.request("threads")["success"]
+        assert list(client.events_named("hotmod/reloadResult")) == []
+        assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
+        out, err = finish(process, client)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            finish(process, client)
+    assert "plugin 2 2" in out, (out, err)  # the paused line runs after the reload
