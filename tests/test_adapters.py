@@ -234,3 +234,4 @@ def test_sqlalchemy_column_change_is_refused_and_leaves_one_class_registered(pkg
         session.add(User(name="ann"))
         session.commit()
         assert session.scalars(sqlalchemy.select(User)).one().label() == "user ann"
+    engine.dispose()  # the pool's sqlite connections, closed (3.13 warns of unclosed ones)
