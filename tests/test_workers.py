@@ -10,6 +10,7 @@ difference before serving: every response is the new code, none fails.
 from __future__ import annotations
 
 import http.client
+import importlib
 import os
 import signal
 import socket
@@ -206,3 +207,83 @@ def test_uvicorn_workers_apply_an_edit_made_after_they_started(tmp_path: Path) -
         except subprocess.TimeoutExpired:
             server.kill()
             server.communicate()
+
+
+CELERY_TASKS = """\
+import hotmod
+from celery import Celery
+from celery.signals import worker_process_init
+
+app = Celery("{name}", broker="filesystem://", backend="file://{results}")
+app.conf.broker_transport_options = {{
+    "data_folder_in": {queue!r}, "data_folder_out": {queue!r}, "processed_folder": {done!r},
+}}
+
+@worker_process_init.connect
+def _start_hotmod(**_):
+    # The documented recipe: one reloader per worker process, started in it.
+    global reloader
+    reloader = hotmod.Reloader([{root!r}], backend="polling", poll_interval=0.05).start()
+
+@app.task
+def answer():
+    from . import views
+    return views.answer()
+"""
+
+
+def test_celery_prefork_workers_apply_an_edit_with_the_worker_process_init_recipe(tmp_path: Path) -> None:
+    name = f"jobs_{uuid.uuid4().hex[:8]}"
+    package = tmp_path / name
+    package.mkdir()
+    queue, done, results = tmp_path / "queue", tmp_path / "done", tmp_path / "results"
+    for folder in (queue, done, results):
+        folder.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "views.py").write_text("def answer():\n    return 'v1'\n")
+    (package / "tasks.py").write_text(
+        CELERY_TASKS.format(name=name, results=results, queue=str(queue), done=str(done), root=str(package))
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            f"{name}.tasks",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=INFO",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        _wait_for_output(worker, b"ready.")
+        tasks = importlib.import_module(f"{name}.tasks")
+        assert tasks.answer.delay().get(timeout=TIMEOUT) == "v1"
+        (package / "views.py").write_text("def answer():\n    return 'v2'\n")
+        os.utime(package / "views.py", ns=(10**9, 10**9))
+        deadline = time.monotonic() + TIMEOUT
+        seen = "v1"
+        while seen != "v2" and time.monotonic() < deadline:
+            seen = tasks.answer.delay().get(timeout=TIMEOUT)
+        assert seen == "v2", "the worker process never applied the edit"
+    finally:
+        sys.path.remove(str(tmp_path))
+        for key in [k for k in sys.modules if k.startswith(name)]:
+            del sys.modules[key]
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.communicate()
