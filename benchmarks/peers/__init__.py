@@ -35,4 +35,5 @@ PEERS: tuple[Peer, ...] = (
     Peer("benchmarks.peers.notebook", needs=("IPython",)),  # jurigged: checked per tool
     Peer("benchmarks.peers.tracking"),  # IPython, jurigged: checked per tool
     Peer("benchmarks.peers.cluster", needs=("distributed",)),
+    Peer("benchmarks.peers.debugger", needs=("debugpy",)),
 )
