@@ -12,6 +12,7 @@ inherit this process's ``sys.path``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import shutil
@@ -152,6 +153,13 @@ def on_path(client: Any) -> Iterator[Callable[[Path, bool], None]]:
 
     yield register
     for name in names:
+        _unregister(client, name)
+
+
+def _unregister(client: Any, name: str) -> None:
+    """Unregister a worker plugin; a worker a test retired may still be closing, and
+    distributed then raises KeyError for the plugin that worker already dropped."""
+    with contextlib.suppress(KeyError):
         client.unregister_worker_plugin(name)
 
 
@@ -192,7 +200,7 @@ def plugin(client: Any) -> Iterator[Callable[[Path], Heard]]:
         undo.append(hotmod.dask.subscribe(client, heard))
         name = f"hotmod-reload-{uuid.uuid4().hex[:8]}"
         client.register_plugin(hotmod.dask.ReloadPlugin([folder], name=name), name=name)
-        undo.append(lambda: client.unregister_worker_plugin(name))
+        undo.append(lambda: _unregister(client, name))
         return heard
 
     yield register

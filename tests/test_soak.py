@@ -62,7 +62,11 @@ def test_reloads_while_four_threads_call_in(pkg: Pkg, request: pytest.FixtureReq
             try:
                 assert 0 <= value() <= reloads
                 assert isinstance(counter.get(), int)
-                assert isinstance(module.TOKEN, module.Token)  # never a missing name
+                token, kind = module.TOKEN, module.Token  # never a missing name
+                if strategy == "statements":
+                    # Never run again: one object throughout. (A whole-module run rebinds
+                    # the two names one after the other; only the names are promised.)
+                    assert isinstance(token, kind)
                 calls[slot] += 1
             except BaseException as exc:
                 errors.append(exc)
