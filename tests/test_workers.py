@@ -287,3 +287,67 @@ def test_celery_prefork_workers_apply_an_edit_with_the_worker_process_init_recip
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.communicate()
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["preload", "no-preload"])
+def test_gunicorn_uvicorn_workers_serve_an_edit_made_after_they_forked(tmp_path: Path, preload: bool) -> None:
+    """gunicorn with uvicorn's ASGI workers (the uvicorn-worker package), forked from a
+    --preload master or not: each worker's ASGI middleware, started with the worker's
+    lifespan, applies a save made after the fork, and no worker goes back to the old code."""
+    name = f"site_{uuid.uuid4().hex[:8]}"
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "views.py").write_text("def answer():\n    return 'v1'\n")
+    (package / "app.py").write_text(ASGI_APP.format(root=str(package)))
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    options = ["--preload"] if preload else []
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-k",
+            "uvicorn_worker.UvicornWorker",
+            "--max-requests",
+            "3",
+            "-b",
+            f"127.0.0.1:{port}",
+            *options,
+            f"{name}.app:app",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_output(server, b"Application startup complete")
+        (package / "views.py").write_text("def answer():\n    return 'v2'\n")
+        os.utime(package / "views.py", ns=(10**9, 10**9))
+        # Workers already up apply the save from their watcher; recycled ones (every
+        # third request) start on it. Until both did, an answer may still be v1; after
+        # a v2 from a worker, that worker never answers v1 again.
+        answers: list[tuple[int, str]] = []
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and [b.split()[0] for _, b in answers[-6:]] != ["v2"] * 6:
+            answers.append(_get(port))
+        assert all(status == 200 for status, _ in answers), answers
+        seen_new: set[str] = set()
+        for _, body in answers:
+            version, pid = body.split()
+            if version == "v2":
+                seen_new.add(pid)
+            else:
+                assert pid not in seen_new, f"worker {pid} went back to v1: {answers}"
+        assert [body.split()[0] for _, body in answers[-6:]] == ["v2"] * 6, answers
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
