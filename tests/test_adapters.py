@@ -235,3 +235,48 @@ def test_sqlalchemy_column_change_is_refused_and_leaves_one_class_registered(pkg
         session.commit()
         assert session.scalars(sqlalchemy.select(User)).one().label() == "user ann"
     engine.dispose()  # the pool's sqlite connections, closed (3.13 warns of unclosed ones)
+
+
+def test_flask_route_added_to_a_registered_blueprint_is_served(pkg: Pkg) -> None:
+    views = _load(
+        pkg,
+        "views",
+        """\
+        from flask import Blueprint
+
+        bp = Blueprint("shop", __name__, url_prefix="/shop")
+
+        @bp.route("/")
+        def index():
+            return "shop"
+        """,
+    )
+    app_module = _load(
+        pkg,
+        "app",
+        f"from flask import Flask\nfrom {views.__name__} import bp\n"
+        "app = Flask(__name__)\napp.register_blueprint(bp)\n",
+    )
+    client = app_module.app.test_client()
+    assert client.get("/shop/").text == "shop"
+    r = pkg.reloader()
+    _save(
+        r,
+        pkg,
+        "views",
+        """\
+        from flask import Blueprint
+
+        bp = Blueprint("shop", __name__, url_prefix="/shop")
+
+        @bp.route("/")
+        def index():
+            return "shop"
+
+        @bp.route("/late")
+        def late():
+            return "late"
+        """,
+    )
+    assert client.get("/shop/late").text == "late"
+    assert client.get("/shop/").text == "shop"
