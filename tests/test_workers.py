@@ -217,6 +217,7 @@ from celery.signals import worker_process_init
 app = Celery("{name}", broker="filesystem://", backend="file://{results}")
 app.conf.broker_transport_options = {{
     "data_folder_in": {queue!r}, "data_folder_out": {queue!r}, "processed_folder": {done!r},
+    "control_folder": {done!r},
 }}
 
 @worker_process_init.connect
