@@ -38,6 +38,17 @@ app = WSGIMiddleware(_app, paths=[{root!r}], backend="polling", poll_interval=0.
 """
 
 
+def _stop(process: subprocess.Popen[bytes]) -> str:
+    """Stop a server as its supervisor would (SIGTERM), killing it if it lingers; its output."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        out = process.communicate(timeout=TIMEOUT)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out = process.communicate()[0]
+    return (out or b"").decode(errors="replace")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,12 +120,7 @@ def test_gunicorn_workers_serve_an_edit_made_after_they_forked(
         os.utime(root / name / "views.py", ns=(10**9, 10**9))  # an mtime from 2001: content decides
         answers = [_get(port) for _ in range(12)]
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            out = server.communicate(timeout=TIMEOUT)[0].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            server.kill()
-            out = server.communicate()[0].decode(errors="replace")
+        out = _stop(server)
     statuses = [status for status, _ in answers]
     versions = {body.split()[0] for _, body in answers}
     assert statuses == [200] * 12, out
@@ -201,12 +207,7 @@ def test_uvicorn_workers_apply_an_edit_made_after_they_started(tmp_path: Path) -
                 pids.add(pid)
         assert len(pids) == 2, "not every worker applied the edit"
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
+        _stop(server)
 
 
 CELERY_TASKS = """\
@@ -282,12 +283,7 @@ def test_celery_prefork_workers_apply_an_edit_with_the_worker_process_init_recip
         sys.path.remove(str(tmp_path))
         for key in [k for k in sys.modules if k.startswith(name)]:
             del sys.modules[key]
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.communicate()
+        _stop(worker)
 
 
 @pytest.mark.parametrize("preload", [True, False], ids=["preload", "no-preload"])
@@ -346,9 +342,4 @@ def test_gunicorn_uvicorn_workers_serve_an_edit_made_after_they_forked(tmp_path:
                 assert pid not in seen_new, f"worker {pid} went back to v1: {answers}"
         assert [body.split()[0] for _, body in answers[-6:]] == ["v2"] * 6, answers
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
+        _stop(server)
