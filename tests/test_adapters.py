@@ -48,6 +48,9 @@ def create(item: Item):
 """
 
 
+@pytest.mark.filterwarnings(
+    "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
+)  # starlette's own test client at its lowest versions, with today's anyio: not ours
 def test_fastapi_new_parameters_body_fields_and_schema_after_requests(pkg: Pkg) -> None:
     from fastapi.testclient import TestClient
 

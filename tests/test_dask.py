@@ -158,8 +158,9 @@ def on_path(client: Any) -> Iterator[Callable[[Path, bool], None]]:
 
 def _unregister(client: Any, name: str) -> None:
     """Unregister a worker plugin; a worker a test retired may still be closing, and
-    distributed then raises KeyError for the plugin that worker already dropped."""
-    with contextlib.suppress(KeyError):
+    distributed then raises KeyError for the plugin that worker already dropped, or a
+    closed-connection error (an OSError) for the worker itself."""
+    with contextlib.suppress(KeyError, OSError):
         client.unregister_worker_plugin(name)
 
 

@@ -370,6 +370,9 @@ def create(item: Item):
 """
 
 
+@pytest.mark.filterwarnings(
+    "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
+)  # starlette's own test client at its lowest versions, with today's anyio: not ours
 def test_fastapi_endpoints_edit_and_grow_on_the_served_app(pkg: Pkg) -> None:
     import fastapi  # noqa: F401  (from the test extra: missing means a broken install, not a skip)
     import httpx  # noqa: F401  (from the test extra: missing means a broken install, not a skip)
