@@ -20,11 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 class Hooks:
-    def __init__(self, units: Iterable[Unit]) -> None:
+    def __init__(self) -> None:
         self.adapters: list[Adapter] = active()
         self.changes: dict[int, ModuleChange] = {}
         self.warnings: list[str] = []
-        del units
 
     def _change(self, unit: Unit) -> ModuleChange:
         change = self.changes.get(id(unit))

@@ -206,10 +206,9 @@ class Source:
         middle = tuple(_index(self, tree.body, len(before)))
         return (*before, *middle, *(s.moved(delta) for s in after))
 
-    def segment(self, first: ast.AST, last: ast.AST | None = None) -> bytes:
-        last = first if last is None else last
-        start = self._starts[first.lineno - 1] + first.col_offset  # type: ignore[attr-defined]
-        end = self._starts[last.end_lineno - 1] + last.end_col_offset  # type: ignore[attr-defined]
+    def segment(self, node: ast.AST) -> bytes:
+        start = self._starts[node.lineno - 1] + node.col_offset  # type: ignore[attr-defined]
+        end = self._starts[node.end_lineno - 1] + node.end_col_offset  # type: ignore[attr-defined]
         return self.data[start:end]
 
     def read_at_import(self) -> set[str]:
@@ -365,9 +364,7 @@ def _module_scope(old: Source, new: Source, plan: Plan, filename: str) -> None:
         _definition(before, stmt, (), plan, filename)
     # A removed definition is pruned by name; one whose name another statement binds now
     # (``def f`` became ``f = make()``) leaves references to the old object behind.
-    rebound = {s.name for s in new.index if s.kind not in ("def", "class")} | {
-        t for s in new.index if s.kind not in ("def", "class") for t in _bound_by(s.node)
-    }
+    rebound = {name for s in new.index if s.kind not in ("def", "class") for name in s.binds}
     for stmt in removed_defs:
         if stmt.name in rebound:
             raise _Fallback(f"{_where(filename, stmt)}: {stmt.name} is no longer a definition")
@@ -531,14 +528,6 @@ def _module_bindings(node: ast.stmt) -> tuple[frozenset[str], bool]:
             names.add(current.rest)
         stack.extend(ast.iter_child_nodes(current))
     return frozenset(names), star
-
-
-def _bound_by(node: ast.stmt) -> Iterator[str]:
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-            yield sub.id
-        elif isinstance(sub, ast.alias):
-            yield (sub.asname or sub.name).partition(".")[0]
 
 
 def _is_literal(node: ast.stmt) -> bool:

@@ -9,16 +9,15 @@ moves mtimes backwards be judged by content alone.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import linecache
 import opcode
 import os
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType, FunctionType
+from types import CodeType
 
 _STORE_OPS = frozenset(
     opcode.opmap[name] for name in ("STORE_NAME", "STORE_GLOBAL", "DELETE_NAME") if name in opcode.opmap
@@ -122,97 +121,8 @@ def error_line(exc: BaseException, path: Path) -> int | None:
     return line
 
 
-def _code_by_qualname(code: CodeType, into: dict[str, list[CodeType]]) -> dict[str, list[CodeType]]:
-    """Every nested code object, by qualified name (lambdas share one: hence lists)."""
-    for const in code.co_consts:
-        if isinstance(const, CodeType):
-            into.setdefault(const.co_qualname, []).append(const)
-            _code_by_qualname(const, into)
-    return into
-
-
 _LOAD_CONST = opcode.opmap["LOAD_CONST"]
-_LOAD_NAME = opcode.opmap["LOAD_NAME"]
 _CACHE = opcode.opmap.get("CACHE", 0)
-_STORE_NAME = opcode.opmap["STORE_NAME"]
-_PLAIN = (int, str, bytes, float, bool, type(None))
-
-
-def _top_level_bindings(code: CodeType) -> tuple[dict[str, object], dict[str, str]]:
-    """``NAME = <literal>`` and ``NAME = OTHER`` statements of module code."""
-    found: dict[str, object] = {}
-    aliases: dict[str, str] = {}
-    stores: dict[str, int] = {}
-    nothing = last_const = object()
-    last_name: str | None = None
-    for op, arg in _instructions(code):
-        if op == _LOAD_CONST:
-            last_const, last_name = code.co_consts[arg], None
-            continue
-        if op == _LOAD_NAME:
-            last_const, last_name = nothing, code.co_names[arg]
-            continue
-        if op == _STORE_NAME:
-            name = code.co_names[arg]
-            stores[name] = stores.get(name, 0) + 1
-            if last_const is not nothing and isinstance(last_const, _PLAIN):
-                found[name] = last_const
-            elif last_name is not None:
-                aliases[name] = last_name
-        if op != _CACHE:
-            last_const, last_name = nothing, None
-    # A name stored more than once (branches, augmented assignment) has no one value.
-    once = {name for name, count in stores.items() if count == 1}
-    return (
-        {k: v for k, v in found.items() if k in once},
-        {k: v for k, v in aliases.items() if k in once},
-    )
-
-
-def runs_this_source(code: CodeType, namespace: dict[str, object], module_name: str) -> bool:
-    """Whether a loaded module plausibly came from ``code`` (compiled from its file now).
-
-    Used when a module is first seen after its file was written: compares the code of
-    every function and method the module holds, and its top-level literal constants.
-    Only code objects and plain literals are compared, never user objects.
-    """
-    compiled = _code_by_qualname(code, {})
-    pending: list[object] = []
-    for value in list(namespace.values()):
-        if isinstance(value, type) and value.__dict__.get("__module__") == module_name:
-            pending.extend(value.__dict__.values())
-            # Literal class attributes: compare them with the class body's own.
-            for body in compiled.get(value.__qualname__, ()):
-                if not _literals_match(_top_level_bindings(body)[0], value.__dict__):
-                    return False
-        else:
-            pending.append(value)
-    seen: set[int] = set()
-    while pending:
-        fn = pending.pop()
-        fn = getattr(fn, "__func__", fn) if isinstance(fn, (staticmethod, classmethod)) else fn
-        if not isinstance(fn, FunctionType) or id(fn) in seen or fn.__module__ != module_name:
-            continue
-        seen.add(id(fn))
-        if not any(twin == fn.__code__ for twin in compiled.get(fn.__code__.co_qualname, ())):
-            return False
-        for cell in fn.__closure__ or ():  # a decorator's wrapper holds the decorated function
-            with contextlib.suppress(ValueError):
-                pending.append(cell.cell_contents)
-    literals, aliases = _top_level_bindings(code)
-    if not _literals_match(literals, namespace):
-        return False
-    return all(namespace.get(name) is namespace.get(other) for name, other in aliases.items())
-
-
-def _literals_match(literals: dict[str, object], namespace: Mapping[str, object]) -> bool:
-    for name, literal in literals.items():
-        current = namespace.get(name, literal)
-        if type(current) is not type(literal) or current != literal:
-            return False
-    return True
-
-
 _IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
 
 

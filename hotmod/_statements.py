@@ -252,7 +252,7 @@ def _evaluate_signatures(prepared: Prepared, module: ModuleType, filename: str) 
     run again without decorators, in its scope (a class's own names visible), so default
     values and annotations are exactly what a fresh import would make."""
     found: dict[int, FunctionType] = {}
-    for patch, functions, _ in prepared.targets:
+    for patch, _, _ in prepared.targets:
         if not patch.signature_changed and id(patch) not in prepared.forwards:
             continue
         node = _undecorated(patch.node)
@@ -273,7 +273,6 @@ def _evaluate_signatures(prepared: Prepared, module: ModuleType, filename: str) 
         fresh = made.get(node.name)
         if isinstance(fresh, FunctionType):
             found[id(patch)] = fresh
-        del functions
     return found
 
 

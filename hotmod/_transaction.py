@@ -215,7 +215,7 @@ def execute(
     # Module code that runs again registers a new version's hooks; a statement reload
     # keeps the running version (its hooks, data-file dependencies) and only advances.
     modules = [u.module for u in units if u.statements is None]
-    frameworks = _frameworks.Hooks(units)
+    frameworks = _frameworks.Hooks()
     _hot.begin(modules)  # what the new code registers belongs to the incoming version
     # Warnings the new code raises (Django's "Reloading models is not advised", a
     # deprecation) belong in the result, not on a console no one reads.

@@ -27,7 +27,7 @@ class StarletteAdapter(BaseAdapter):
         # A module that runs again as a whole registers its routes again: remember the
         # routes as they were, to fold the new registrations into them after the commit.
         if change.strategy != "statements":
-            change.notes["routes"] = [(app, list(getattr(app, "routes", ()))) for app in _apps_in(change)]
+            change.notes["routes"] = [(app, list(getattr(app, "routes", ()))) for app in _apps_in()]
 
     def committed(self, change: ModuleChange) -> Iterable[str]:
         warnings: list[str] = []
@@ -40,7 +40,7 @@ class StarletteAdapter(BaseAdapter):
         for app, before in change.notes.pop("routes", ()):
             warnings += _fold_registered_again(app, before)
         patched = {id(fn) for fn in change.functions}
-        for app in _apps_in(change):
+        for app in _apps_in():
             if patched:
                 warnings += _remake_routes(app, patched)
             if hasattr(app, "openapi_schema"):
@@ -92,7 +92,7 @@ def _adopt(old: Any, new: Any, change: ModuleChange) -> list[str]:
     return warnings
 
 
-def _apps_in(change: ModuleChange) -> list[Any]:
+def _apps_in() -> list[Any]:
     """FastAPI/Starlette apps and routers the user's modules hold (module-level names)."""
     kinds = tuple(
         k
@@ -116,7 +116,6 @@ def _apps_in(change: ModuleChange) -> list[Any]:
             if isinstance(value, kinds) and id(value) not in seen:
                 seen.add(id(value))
                 found.append(value)
-    del change
     return found
 
 
