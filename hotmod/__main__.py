@@ -1,7 +1,7 @@
-"""``python -m hotmod``: see :mod:`hotmod.cli`."""
+"""``python -m hotmod``: see :mod:`hotmod._cli`."""
 
 from __future__ import annotations
 
-from .cli import main
+from ._cli import main
 
 raise SystemExit(main())

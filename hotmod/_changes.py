@@ -23,6 +23,8 @@ from pathlib import Path
 
 from .errors import HotmodError
 
+__all__ = ["APPLY_SWITCH_INTERVAL", "BOOST_LIMIT", "PUSH_TIMEOUT", "SWITCH", "ChangeQueue", "SwitchInterval"]
+
 # The switch interval while a save is being applied (the default is 5 ms). Short enough
 # that the few hand-offs of an apply cost well under a millisecond; long enough that a
 # busy thread and the applying thread do not spend their time swapping the GIL.

@@ -40,11 +40,31 @@ from types import ModuleType
 from typing import Any
 
 from . import _transaction
-from ._registry import module_origin
+from ._module_index import module_origin
 from ._source import Source, digest, read_source
 from .errors import ReloadError
 from .reloader import Reloader
 from .result import ReloadResult
+
+__all__ = [
+    "GATE",
+    "METADATA_ROOT",
+    "Gate",
+    "Shipped",
+    "SyncState",
+    "add_after_task",
+    "catch_up",
+    "decide",
+    "drop",
+    "fetch",
+    "install",
+    "install_gate",
+    "payload",
+    "prepare",
+    "remove_gate",
+    "state",
+    "task_seceded",
+]
 
 logger = logging.getLogger("hotmod.dask")
 

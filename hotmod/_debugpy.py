@@ -41,6 +41,8 @@ from typing import Any, Protocol
 
 from .result import ReloadResult
 
+__all__ = ["CAPABILITY", "COMMAND", "RESULT_EVENT", "ReloadRequest", "attach", "body", "detach", "install"]
+
 COMMAND = "hotmod/reload"
 RESULT_EVENT = "hotmod/reloadResult"
 CAPABILITY = "supportsHotmodReload"

@@ -22,13 +22,15 @@ from typing import Literal
 from . import _frames, _hot, _state, _transaction
 from ._changes import ChangeQueue
 from ._filters import PathFilter
+from ._module_index import is_extension, module_origin
 from ._planner import Planner
-from ._registry import is_extension, module_origin
 from ._source import Source, compile_source, imported_modules
 from ._tracking import FileState, Tracker
 from ._trust import Untrusted
 from .errors import HotmodError, ReloadError
 from .result import STATUSES, ReloadResult, ReloadStats, Status
+
+__all__ = ["IDLE", "Dependents", "Engine", "results_logger"]
 
 logger = logging.getLogger(__name__)
 # One line per result, under the name hosts and users filter and configure.
@@ -154,7 +156,7 @@ class Engine:
         # A changed data file re-executes the modules that depend on it.
         for path in list(sources):
             for name in sorted(self.tracker.data_deps.get(path, ())):
-                module_path = self.tracker.registry.path_by_name.get(name)
+                module_path = self.tracker.modules.path_by_name.get(name)
                 if module_path is None or module_path in sources:
                     continue
                 try:
@@ -164,7 +166,7 @@ class Engine:
         units: list[_transaction.Unit] = []
         for path, source in sources.items():
             state = self.tracker.files[path]
-            for name, module in self.tracker.registry.modules_for(path):
+            for name, module in self.tracker.modules.modules_for(path):
                 units.append(
                     _transaction.Unit(name, module, path, source, self.tracker.old_names(path, state))
                 )
@@ -230,7 +232,7 @@ class Engine:
             state.missing = False
             state.names = next((u.new_names for u in units if u.path == path), None)
             self.tracker.dirty.discard(path)
-            for _, module in self.tracker.registry.modules_for(path):
+            for _, module in self.tracker.modules.modules_for(path):
                 _state.set_running(module, source.data, source.digest, "applied")
         report = outcome.report
         notes = tuple(self.tracker.notes.pop(p) for p in sources if p in self.tracker.notes)
@@ -287,7 +289,7 @@ class Engine:
         The batch's own modules are included: one that ran before the module it imports
         from (a package and its submodules import each other) copied the old value.
         """
-        for name in list(self.tracker.registry.path_by_name):
+        for name in list(self.tracker.modules.path_by_name):
             module = sys.modules.get(name)
             if isinstance(module, ModuleType):
                 yield name, module.__dict__
@@ -296,7 +298,7 @@ class Engine:
 
     def _imports_any(self, name: str, modules: set[str]) -> bool:
         """Whether tracked module ``name``'s top-level code imports one of ``modules``."""
-        path = self.tracker.registry.path_by_name.get(name)
+        path = self.tracker.modules.path_by_name.get(name)
         module = sys.modules.get(name)
         if path is None or path not in self.tracker.files or not isinstance(module, ModuleType):
             return True  # unknown: keep rebinding as before
@@ -383,8 +385,8 @@ class Engine:
         """Tracked modules whose top-level imports name a module of the batch."""
         changed = {u.name for u in units}
         extra: list[_transaction.Unit] = []
-        for path in list(self.tracker.registry.names_by_path):
-            for name, module in self.tracker.registry.modules_for(path):
+        for path in list(self.tracker.modules.names_by_path):
+            for name, module in self.tracker.modules.modules_for(path):
                 if name in changed:
                     continue
                 try:
@@ -426,7 +428,7 @@ class Engine:
             modules = [(target, module)]
         else:
             target_path = Path(os.path.realpath(os.fspath(target)))
-            modules = self.tracker.registry.modules_for(target_path)
+            modules = self.tracker.modules.modules_for(target_path)
             if not modules:
                 raise HotmodError(f"no loaded module comes from {target}")
         origin = module_origin(modules[0][1])

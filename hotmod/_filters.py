@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
+__all__ = ["DEFAULT_EXCLUDE", "DEFAULT_INCLUDE", "USER_CODE_ROOT", "PathFilter", "is_user_code"]
+
 DEFAULT_INCLUDE: tuple[str, ...] = ("*.py",)
 
 # Matched against every component of a path. Editors save through scratch files

@@ -27,6 +27,8 @@ from types import CodeType, FrameType, FunctionType, MethodType, ModuleType
 
 from .result import ReloadResult
 
+__all__ = ["after_commit", "explicit", "remove_bytecode", "stale_closures", "stale_frames"]
+
 
 def after_commit(result: ReloadResult, modules: Iterable[ModuleType]) -> ReloadResult:
     """``result`` with the stale frames and closures of ``modules``; their ``.pyc`` removed."""

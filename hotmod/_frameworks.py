@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from .adapters import Adapter, ModuleChange, active
 
+__all__ = ["Hooks"]
+
 if TYPE_CHECKING:
     from ._transaction import Unit
 

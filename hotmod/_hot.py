@@ -31,6 +31,31 @@ from typing import Any, Literal, TypeVar
 
 from .errors import HotmodWarning
 
+__all__ = [
+    "DUNDER_DECLINE",
+    "DUNDER_HOOKS",
+    "DUNDER_KEEP",
+    "KNOWN_DUNDERS",
+    "Hook",
+    "HookKind",
+    "HotContext",
+    "abandon",
+    "adopt",
+    "advance",
+    "begin",
+    "context_for",
+    "declined",
+    "depends_epoch",
+    "existing_context",
+    "has_hooks",
+    "hot",
+    "kept_names",
+    "run_hooks",
+    "unknown_dunder_warnings",
+    "unknown_dunders",
+    "unload",
+]
+
 logger = logging.getLogger(__name__)
 
 HookKind = Literal["dispose", "accept", "unload"]

@@ -29,6 +29,8 @@ from types import CodeType, ModuleType
 from . import _state
 from ._source import digest
 
+__all__ = ["RecordingLoader", "installed"]
+
 _local = threading.local()  # re-entrancy guard: a finder after us may import
 
 

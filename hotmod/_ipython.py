@@ -14,9 +14,11 @@ from typing import Any
 
 from ._session import Session, describe
 from ._switch import disabled
+from ._watch import BackendName
 from .errors import HotmodError
 from .result import ReloadResult
-from .watch import BackendName
+
+__all__ = ["USAGE", "load", "unload"]
 
 USAGE = """\
 %hotmod                 status: folders watched, modules tracked, recent reloads and errors

@@ -25,6 +25,8 @@ from . import _frames
 from .errors import HotmodError, ReloadError
 from .result import ReloadResult, combine
 
+__all__ = ["register", "reload_now", "unregister"]
+
 
 class _Applier(Protocol):
     def _apply_now(self) -> ReloadResult: ...
@@ -109,7 +111,7 @@ def _failed(error: Exception, started: float, path: Path | None = None) -> Reloa
 
 
 def _reload_path(path: Path, started: float) -> ReloadResult:
-    from ._registry import is_extension
+    from ._module_index import is_extension
 
     if is_extension(path):
         error = ReloadError(

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Literal
 
+__all__ = ["Kind", "Patch", "Plan", "Source", "Stmt", "make"]
+
 Kind = Literal["def", "class", "import", "assign", "docstring", "other"]
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from . import _hot, _plan, _state, _statements, _transaction
 
+__all__ = ["REMOVED_KEPT", "Planner", "Strategy"]
+
 Strategy = Literal["statements", "module"]
 
 # Removed definitions remembered per file, so that they can come back.

@@ -21,6 +21,8 @@ from .errors import HotmodError
 from .reloader import Reloader
 from .result import ReloadResult
 
+__all__ = ["run_program"]
+
 _SIGINT_STATUS = 130  # what shells report for a program ended by Ctrl-C
 
 

@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ._filters import USER_CODE_ROOT, is_user_code
-from ._registry import module_origin
+from ._module_index import module_origin
+from ._watch import BackendName
 from .reloader import Reloader
 from .result import ReloadResult
-from .watch import BackendName
+
+__all__ = ["USER_CODE", "Session", "describe", "short_traceback"]
 
 _HOTMOD_DIR = str(Path(__file__).resolve().parent) + os.sep
 _TRACEBACK_FRAMES = 4  # the innermost frames of the user's code; enough to find the line

@@ -19,6 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 
+__all__ = [
+    "Source",
+    "bound_names",
+    "compile_source",
+    "digest",
+    "error_line",
+    "imported_modules",
+    "read_source",
+    "refresh_linecache",
+]
+
 _STORE_OPS = frozenset(
     opcode.opmap[name] for name in ("STORE_NAME", "STORE_GLOBAL", "DELETE_NAME") if name in opcode.opmap
 )

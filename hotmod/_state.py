@@ -23,6 +23,20 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Protocol
 
+__all__ = [
+    "RELOAD_LOCK",
+    "ForkSafeLock",
+    "Member",
+    "Running",
+    "any_open",
+    "close_member",
+    "members",
+    "on_open_change",
+    "open_member",
+    "running",
+    "set_running",
+]
+
 
 class ForkSafeLock:
     """A re-entrant lock that a forked child gets back free.

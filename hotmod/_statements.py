@@ -27,6 +27,8 @@ from typing import Any
 
 from ._plan import Patch, Plan
 
+__all__ = ["NotFound", "Prepared", "Undo", "apply", "prepare"]
+
 _DEPTH = 5
 _CONTAINER_ITEMS = 2000  # items of one dict, list, tuple or set looked at
 _PLAIN = (int, str, bytes, float, bool, complex, type(None))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+__all__ = ["VARIABLE", "disabled"]
+
 VARIABLE = "HOTMOD"
 _OFF = frozenset({"0", "off", "false", "no", "disable", "disabled"})
 

@@ -22,6 +22,8 @@ import threading
 from collections.abc import Iterable
 from types import FrameType, FunctionType
 
+__all__ = ["mark", "mark_all", "mark_watchdog"]
+
 
 def mark(thread: threading.Thread) -> threading.Thread:
     """Mark ``thread`` as one a debugger must not trace or suspend; best before it starts."""

@@ -1,6 +1,6 @@
 """Tracking: which files belong to which loaded modules, and exactly what each runs.
 
-A ``Tracker`` follows ``sys.modules`` (cheaply, see ``_registry``), knows each tracked
+A ``Tracker`` follows ``sys.modules`` (cheaply, see ``_module_index``), knows each tracked
 file's state (the digest of the version running, the names it binds, whether it is
 missing), the data files modules declared with ``hot.depends_on``, and the files changed
 on disk but not running yet. When a module is first seen it learns what the module runs:
@@ -20,9 +20,11 @@ from types import ModuleType
 
 from . import _hot, _state, _transaction, _verify
 from ._changes import ChangeQueue
-from ._registry import ModuleRegistry
+from ._module_index import ModuleIndex
 from ._source import Source, bound_names, compile_source
-from .watch import Watcher
+from ._watch import Watcher
+
+__all__ = ["FileState", "Tracker"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +47,13 @@ class Tracker:
 
     def __init__(
         self,
-        registry: ModuleRegistry,
+        modules: ModuleIndex,
         read: Callable[[Path], Source],
         queue: ChangeQueue,
         watcher: Watcher,
         forget: Callable[[Path], None],
     ) -> None:
-        self.registry = registry
+        self.modules = modules
         self.read = read
         self.queue = queue
         self.watcher = watcher
@@ -72,11 +74,11 @@ class Tracker:
         self.files.clear()
         self.notes.clear()
         self.dirty.clear()
-        self.registry.forget()
+        self.modules.forget()
         self.data_deps.clear()
 
     def sync(self) -> None:
-        added, removed = self.registry.sync()
+        added, removed = self.modules.sync()
         if added or removed or _hot.depends_epoch() != self._depends_seen:
             self._sync_depends()
         for path in added:
@@ -93,7 +95,7 @@ class Tracker:
         """Watch the data files the tracked modules' running versions depend on."""
         self._depends_seen = _hot.depends_epoch()
         wanted: dict[Path, set[str]] = {}
-        for name in list(self.registry.path_by_name):
+        for name in list(self.modules.path_by_name):
             module = sys.modules.get(name)
             context = _hot.existing_context(module) if isinstance(module, ModuleType) else None
             if context is not None:
@@ -102,7 +104,7 @@ class Tracker:
         for path in list(self.data_deps):
             if path not in wanted:
                 del self.data_deps[path]
-                if path not in self.registry.names_by_path:
+                if path not in self.modules.names_by_path:
                     self.files.pop(path, None)
                     self.dirty.discard(path)
                     self.watcher.discard(path)
@@ -118,7 +120,7 @@ class Tracker:
 
     def names_for(self, path: Path) -> list[str]:
         """The modules a tracked file belongs to: its own, or those depending on it."""
-        return self.registry.names_by_path.get(path) or sorted(self.data_deps.get(path, ()))
+        return self.modules.names_by_path.get(path) or sorted(self.data_deps.get(path, ()))
 
     def track(self, path: Path) -> None:
         """Start tracking ``path``: learn exactly what its module runs.
@@ -134,7 +136,7 @@ class Tracker:
         except OSError:
             self.files[path] = FileState(None)
             return
-        modules = self.registry.modules_for(path)
+        modules = self.modules.modules_for(path)
         running = self.running(path)
         if running is not None:
             self.files[path] = FileState(running.digest)
@@ -195,13 +197,13 @@ class Tracker:
         return None if star else names
 
     def wants_import(self, origin: str) -> bool:
-        return not self.closed and self.registry.resolve(origin) is not None
+        return not self.closed and self.modules.resolve(origin) is not None
 
     def imported(self, module: ModuleType, origin: str) -> None:
         """A module under our paths was just imported: watch its file from now on."""
         if self.closed:
             return
-        path = self.registry.resolve(origin)
+        path = self.modules.resolve(origin)
         if path is not None:
             self.watcher.add(path)
             # Wakes the applying thread (and a safe point's), which tracks the module.
@@ -210,7 +212,7 @@ class Tracker:
     def running(self, path: Path) -> _state.Running | None:
         """The exact source every module of ``path`` runs, when they all run the same."""
         found: _state.Running | None = None
-        for _, module in self.registry.modules_for(path):
+        for _, module in self.modules.modules_for(path):
             running = _state.running(module)
             if running is None or (found is not None and running.digest != found.digest):
                 return None

@@ -22,7 +22,8 @@ from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
 from . import _frameworks, _hot, _statements
-from ._registries import sweep
+from ._patching import Patcher, PatchReport
+from ._registration_sweep import sweep
 from ._source import (
     Source,
     bound_names,
@@ -32,7 +33,18 @@ from ._source import (
     refresh_linecache,
 )
 from .errors import ReloadError
-from .patching import Patcher, PatchReport
+
+__all__ = [
+    "BeforeCommit",
+    "Outcome",
+    "RebindImporters",
+    "Unit",
+    "compile_units",
+    "dependency_order",
+    "execute",
+    "old_version_visible",
+    "uses_plain_source_loader",
+]
 
 logger = logging.getLogger(__name__)
 

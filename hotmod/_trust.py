@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+__all__ = ["DEFAULT_MAX_SIZE", "Refuse", "Trust", "Untrusted", "check_folder", "check_name", "read_checked"]
+
 Trust = Literal["strict", "warn", "off"]
 _POSIX = os.name == "posix"
 

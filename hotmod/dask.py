@@ -32,14 +32,14 @@ from typing import Any, Self
 from distributed import Client, WorkerPlugin
 
 from . import _dask_worker as _w
-from ._applier import Listener, Listeners
+from ._apply_thread import Listener, Listeners
 from ._changes import ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
 from ._source import Source, digest, read_source
+from ._watch import BackendName, make_watcher
 from .errors import HotmodError, ReloadError
 from .reloader import Dependents, Reloader
 from .result import STATUSES, ReloadResult, Status
-from .watch import BackendName, make_watcher
 
 __all__ = ["ClusterResult", "ReloadPlugin", "Sync", "subscribe", "sync"]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["HotmodError", "HotmodWarning", "ReloadError"]
+
 
 class HotmodError(Exception):
     """Base class of every error hotmod raises or reports."""

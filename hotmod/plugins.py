@@ -31,13 +31,15 @@ from types import MappingProxyType, ModuleType, TracebackType
 from typing import Any, Literal, Self
 
 from . import _hot, _now, _transaction
-from ._applier import ApplyThread, Listener, Listeners
+from ._apply_thread import ApplyThread, Listener, Listeners
 from ._source import Source, digest, error_line
 from ._trust import DEFAULT_MAX_SIZE, Trust, Untrusted, check_folder, check_name, read_checked
+from ._watch import BackendName
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .reloader import _RELOAD_LOCK, ApplyMode, Reloader
 from .result import ReloadResult, combine
-from .watch import BackendName
+
+__all__ = ["Plugin", "PluginContext", "PluginFolder", "PluginListener", "PluginState"]
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +272,7 @@ class PluginFolder:
             )
             # reload_now() goes through the folder, which also loads and unloads plugins.
             _now.unregister(self._reloader)
-        self._applier = ApplyThread("hotmod-plugins", self._run, self._reloader._seams.wake)
+        self._apply_thread = ApplyThread("hotmod-plugins", self._run, self._reloader._seams.wake)
         _now.register(self)
 
     # -- public ------------------------------------------------------------------------------
@@ -318,11 +320,11 @@ class PluginFolder:
         self._reloader._seams.watch_file(self.folder / _FOLDER_SENTINEL)
         self._reloader.start()
         if self.apply == "background":
-            self._applier.start()
+            self._apply_thread.start()
         return self
 
     def stop(self) -> None:
-        self._applier.stop()
+        self._apply_thread.stop()
         self._reloader.stop()
 
     def close(self) -> None:

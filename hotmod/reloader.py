@@ -22,17 +22,17 @@ from typing import Literal, Self
 
 # _imports: imported for its effect, the import recorder installed with the first open reloader
 from . import _hot, _imports, _now, _state, _transaction  # noqa: F401
-from ._applier import ApplyThread, Listener, Listeners
+from ._apply_thread import ApplyThread, Listener, Listeners
 from ._changes import ChangeQueue
 from ._engine import IDLE, Dependents, Engine
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
+from ._module_index import ModuleIndex
 from ._planner import Planner, Strategy
-from ._registry import ModuleRegistry
 from ._source import Source, read_source
 from ._tracking import Tracker
+from ._watch import BackendName, make_watcher
 from .errors import HotmodError, HotmodWarning, ReloadError
 from .result import ReloadResult, ReloadStats
-from .watch import BackendName, make_watcher
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Reloader:
         self.backend: str = self._watcher.name
         self._planner = Planner(strategy)
         self._tracker = Tracker(
-            ModuleRegistry(self._filter), read, self._queue, self._watcher, self._planner.forget
+            ModuleIndex(self._filter), read, self._queue, self._watcher, self._planner.forget
         )
         self._engine = Engine(
             self._tracker,
@@ -154,7 +154,7 @@ class Reloader:
         )
         self._listeners = Listeners()
         self._seams = Seams(self)
-        self._applier = ApplyThread("hotmod-reloader", self._run, self._queue.wake)
+        self._apply_thread = ApplyThread("hotmod-reloader", self._run, self._queue.wake)
         self._watching = False
         self._next_health_check = 0.0
         self._closed = False
@@ -174,12 +174,12 @@ class Reloader:
         with _RELOAD_LOCK:
             self._resume_watching(rescan=True)
             if self.apply == "background":
-                self._applier.start()
+                self._apply_thread.start()
         return self
 
     def stop(self) -> None:
         """Stop watching and applying; tracking is kept and ``start()`` resumes."""
-        self._applier.stop()
+        self._apply_thread.stop()
         with _RELOAD_LOCK:
             if self._watching:
                 self._watcher.stop()
@@ -208,7 +208,7 @@ class Reloader:
 
     def _unload_all(self) -> None:
         self._sync()
-        tracked = set(self._tracker.registry.path_by_name)
+        tracked = set(self._tracker.modules.path_by_name)
         for name in reversed([n for n in list(sys.modules) if n in tracked]):
             module = sys.modules.get(name)
             if isinstance(module, ModuleType):
@@ -227,7 +227,7 @@ class Reloader:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("running" if self._applier.started else "idle")
+        state = "closed" if self._closed else ("running" if self._apply_thread.started else "idle")
         roots = ", ".join(str(p) for p in self.paths)
         tracked = len(self._tracker.files)
         return f"<hotmod.Reloader {state} backend={self.backend} paths=[{roots}] tracked={tracked}>"
@@ -246,7 +246,7 @@ class Reloader:
             return MappingProxyType(
                 {
                     p: names[0]
-                    for p, names in self._tracker.registry.names_by_path.items()
+                    for p, names in self._tracker.modules.names_by_path.items()
                     if names and self._filter.exclusion(p) is None
                 }
             )
@@ -255,12 +255,12 @@ class Reloader:
     def stats(self) -> ReloadStats:
         with _RELOAD_LOCK:
             return self._engine.stats(
-                len(self._tracker.registry), self._watcher.watched_dirs, self._watcher.polled_dirs
+                len(self._tracker.modules), self._watcher.watched_dirs, self._watcher.polled_dirs
             )
 
     @property
     def running(self) -> bool:
-        return self._applier.alive
+        return self._apply_thread.alive
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(result)`` after every reload that did something."""
@@ -378,13 +378,13 @@ class Reloader:
         if self._closed:
             return
         self._queue.after_fork()
-        was_running = self._applier.started
-        self._applier.forget_thread()
+        was_running = self._apply_thread.started
+        self._apply_thread.forget_thread()
         if self._watching:
             self._watcher.after_fork()
             self._queue.push(list(self._tracker.files), settled=True)
         if was_running:
-            self._applier.start()
+            self._apply_thread.start()
 
     def _check_open(self) -> None:
         if self._closed:

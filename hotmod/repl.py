@@ -22,8 +22,8 @@ from typing import Any
 
 from ._session import Session, describe
 from ._switch import disabled
+from ._watch import BackendName
 from .reloader import Reloader
-from .watch import BackendName
 
 __all__ = ["disable", "enable", "enabled"]
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+__all__ = ["STATUSES", "ReloadResult", "ReloadStats", "Status", "combine"]
+
 Status = Literal["ok", "noop", "aborted", "failed", "needs_restart"]
 STATUSES: tuple[Status, ...] = ("ok", "noop", "aborted", "failed", "needs_restart")
 

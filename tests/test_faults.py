@@ -88,7 +88,7 @@ from typing import Any
 import pytest
 
 import hotmod
-import hotmod._applier
+import hotmod._apply_thread
 import hotmod._source
 
 from .conftest import EVENT_TIMEOUT, Pkg, Results, bump_mtime, edit, hotmod_threads, write, write_replace
@@ -666,7 +666,7 @@ def test_close_during_slow_module_code(pkg, slow):
 
 
 def test_a_blocking_listener_holds_only_the_reloaders_thread(pkg, monkeypatch, caplog):
-    monkeypatch.setattr(hotmod._applier, "STOP_TIMEOUT", 0.2)
+    monkeypatch.setattr(hotmod._apply_thread, "STOP_TIMEOUT", 0.2)
     mod = pkg.module("mod", V1)
     held_f = mod.f
     r = pkg.reloader(apply="background")

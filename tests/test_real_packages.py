@@ -244,8 +244,6 @@ def run_suite(
 EDITS = ("shift", "comments")
 
 
-# Room for a cold download; with the sdists cached each package takes seconds per run.
-@pytest.mark.timeout(PIP_TIMEOUT + (1 + 2 * len(EDITS)) * CHILD_TIMEOUT)
 def _params() -> list[Any]:
     """The packages; attrs on CPython 3.13 as an expected failure (see below)."""
     params: list[Any] = []
@@ -261,6 +259,8 @@ def _params() -> list[Any]:
     return params
 
 
+# Room for a cold download; with the sdists cached each package takes seconds per run.
+@pytest.mark.timeout(PIP_TIMEOUT + (1 + 2 * len(EDITS)) * CHILD_TIMEOUT)
 @pytest.mark.parametrize("spec", _params())
 def test_own_suite_passes_the_same_after_every_module_reloaded(spec: Sdist, tmp_path: Path) -> None:
     archive = cached_sdist(spec)

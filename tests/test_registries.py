@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 
-from hotmod._registries import _instance_dict
+from hotmod._registration_sweep import _instance_dict
 
 from .conftest import Pkg, edit
 

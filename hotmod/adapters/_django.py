@@ -19,6 +19,8 @@ from typing import Any
 
 from . import BaseAdapter, ModuleChange
 
+__all__ = ["DjangoAdapter"]
+
 
 def _model_class() -> type | None:
     models = sys.modules.get("django.db.models")

@@ -16,6 +16,8 @@ from typing import Any
 
 from . import BaseAdapter, ModuleChange
 
+__all__ = ["FlaskAdapter"]
+
 _APP_FLAG = "_got_first_request"
 _BLUEPRINT_FLAG = "_got_registered_once"
 

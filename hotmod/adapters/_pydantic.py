@@ -16,6 +16,8 @@ from typing import Any, cast
 
 from . import BaseAdapter, ModuleChange
 
+__all__ = ["PydanticAdapter"]
+
 
 def _base_model() -> type | None:
     pydantic = sys.modules.get("pydantic")

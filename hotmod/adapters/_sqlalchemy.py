@@ -17,6 +17,8 @@ from typing import Any
 
 from . import BaseAdapter, ModuleChange
 
+__all__ = ["SQLAlchemyAdapter"]
+
 
 def _mapped(value: object) -> bool:
     return isinstance(value, type) and "__mapper__" in dir(value) and hasattr(value, "registry")

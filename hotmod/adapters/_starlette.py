@@ -19,6 +19,8 @@ from typing import Any
 
 from . import BaseAdapter, ModuleChange
 
+__all__ = ["StarletteAdapter"]
+
 
 class StarletteAdapter(BaseAdapter):
     frameworks = ("starlette", "fastapi")

@@ -32,6 +32,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+__all__ = ["Access", "Verdict", "is_loopback_address", "is_loopback_name", "public_listeners", "split_host"]
+
 logger = logging.getLogger("hotmod.web")
 
 _LOGGED_LIMIT = 64  # distinct refusals logged; an attacker must not fill the log

@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .._applier import ApplyThread
+from .._apply_thread import ApplyThread
 from .._changes import ChangeQueue
 from .._filters import DEFAULT_EXCLUDE, PathFilter
-from ..watch import BackendName, make_watcher
+from .._watch import BackendName, make_watcher
+
+__all__ = ["AssetWatcher"]
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,8 @@ import os
 import threading
 from collections.abc import Callable
 
+__all__ = ["HEARTBEAT", "HEARTBEAT_S", "MAX_STREAMS", "RETRY_MS", "Broadcaster", "Deliver", "encode"]
+
 Deliver = Callable[[bytes | None], None]  # None ends the stream
 
 #: Open event streams at most, per middleware; one browser tab holds one. More are

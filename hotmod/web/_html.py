@@ -20,6 +20,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.resources import files
 
+__all__ = [
+    "Headers",
+    "Injector",
+    "Rewrite",
+    "Skips",
+    "cache_control",
+    "charset_problem",
+    "client_script",
+    "csp_nonce",
+    "header",
+    "is_html",
+    "may_inject",
+    "rewrite",
+    "with_no_cache",
+]
+
 logger = logging.getLogger("hotmod.web")
 
 Headers = list[tuple[str, str]]

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._session import describe
+from .._watch import BackendName
 from ..reloader import Reloader
 from ..result import ReloadResult
-from ..watch import BackendName
 from ._access import Access, is_loopback_address, public_listeners
 from ._assets import AssetWatcher
 from ._events import MAX_STREAMS, Broadcaster
 from ._html import Skips, client_script
+
+__all__ = ["LiveReload", "Options", "SafePoint"]
 
 logger = logging.getLogger("hotmod.web")
 

@@ -22,11 +22,13 @@ from types import FrameType
 from typing import Any
 
 from .._switch import disabled
-from ..watch import BackendName
+from .._watch import BackendName
 from ._access import Verdict
 from ._events import HEARTBEAT, HEARTBEAT_S, MAX_STREAMS
 from ._html import Rewrite, may_inject, rewrite, with_no_cache
 from ._live import LiveReload, Options
+
+__all__ = ["ASGIApp", "ASGIMiddleware", "Message", "Receive", "Scope", "Send"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -21,11 +21,21 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from .._switch import disabled
-from ..watch import BackendName
+from .._watch import BackendName
 from ._access import Verdict
 from ._events import HEARTBEAT, HEARTBEAT_S, MAX_STREAMS
 from ._html import Injector, may_inject, rewrite, with_no_cache
 from ._live import LiveReload, Options
+
+__all__ = [
+    "CLIENT_CHECK_S",
+    "ExcInfo",
+    "Headers",
+    "RequestGate",
+    "StartResponse",
+    "WSGIApp",
+    "WSGIMiddleware",
+]
 
 logger = logging.getLogger("hotmod.web")
 

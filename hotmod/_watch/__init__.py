@@ -13,6 +13,8 @@ from typing import Literal, Protocol
 from .._changes import ChangeQueue
 from ..errors import HotmodError, HotmodWarning
 
+__all__ = ["BackendName", "Watcher", "make_watcher"]
+
 BackendName = Literal["auto", "watchdog", "polling", "manual"]
 
 
@@ -60,11 +62,11 @@ class Watcher(Protocol):
 
 def make_watcher(backend: BackendName, queue: ChangeQueue, accept_name: Callable[[str], bool]) -> Watcher:
     """The backend called ``backend``; "auto" is watchdog's kernel events."""
-    from .manual import ManualWatcher
+    from .notified import NotifiedWatcher
     from .polling import PollingWatcher
 
     if backend == "manual":
-        return ManualWatcher()
+        return NotifiedWatcher()
     if backend == "polling":
         return PollingWatcher(queue)
     try:

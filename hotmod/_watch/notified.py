@@ -1,11 +1,13 @@
-"""The manual backend: nothing is detected; changes arrive through ``Reloader.notify``."""
+"""backend="manual": nothing is detected; changes arrive through ``Reloader.notify``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["NotifiedWatcher"]
 
-class ManualWatcher:
+
+class NotifiedWatcher:
     name = "manual"
 
     @property

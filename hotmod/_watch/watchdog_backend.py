@@ -41,6 +41,8 @@ from ..errors import HotmodWarning
 from ._inotify import PendingSaves
 from .polling import PollingWatcher
 
+__all__ = ["EVENT_FILTER", "WatchdogWatcher"]
+
 logger = logging.getLogger(__name__)
 
 # watchdog 7.1.1 tells handlers that events were lost (a kernel queue overflow) with a

@@ -18,9 +18,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ._watch import BackendName
 from .reloader import Reloader
 from .result import ReloadResult
-from .watch import BackendName
+
+__all__ = ["MODULE", "PAUSE", "VERSIONS", "run_demo"]
 
 MODULE = "hotmod_demo_greeter"
 PAUSE = 0.8  # seconds between the steps, so a person can follow them

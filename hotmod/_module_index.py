@@ -18,6 +18,8 @@ from typing import Any
 
 from ._filters import PathFilter
 
+__all__ = ["ModuleIndex", "is_extension", "module_origin"]
+
 
 def module_origin(module: object) -> str | None:
     """The file a module was loaded from, without triggering lazy ``__getattr__``."""
@@ -45,7 +47,7 @@ def is_extension(path: Path) -> bool:
     return any(path.name.endswith(suffix) for suffix in EXTENSION_SUFFIXES)
 
 
-class ModuleRegistry:
+class ModuleIndex:
     def __init__(self, path_filter: PathFilter) -> None:
         self._filter = path_filter
         self._prefixes = tuple(

@@ -26,6 +26,18 @@ import struct
 import sys
 from pathlib import Path
 
+__all__ = [
+    "IN_CLOSE_WRITE",
+    "IN_CREATE",
+    "IN_DELETE",
+    "IN_MODIFY",
+    "IN_MOVED_FROM",
+    "IN_MOVED_TO",
+    "IN_ONLYDIR",
+    "IN_Q_OVERFLOW",
+    "PendingSaves",
+]
+
 logger = logging.getLogger(__name__)
 
 IN_MODIFY = 0x00000002

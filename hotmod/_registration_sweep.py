@@ -24,6 +24,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
+__all__ = ["Substitutions", "class_module", "dispatch_registry", "is_singledispatch", "safe_key", "sweep"]
+
 # id(object) -> (object, what stands in its place now)
 Substitutions = Mapping[int, tuple[Any, Any]]
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import HotmodError
 
+__all__ = ["DEFAULT_POLL", "build_parser", "main", "run_parser", "split_run_args"]
+
 DEFAULT_POLL = 0.5
 
 
@@ -162,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["repl", *argv]  # no command: the interactive session, with these options
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from .demo import run_demo
+        from ._demo import run_demo
 
         _configure_logging(-2 + 2 * args.verbose)  # the demo prints each result itself
         return run_demo(backend=args.backend)

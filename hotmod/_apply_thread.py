@@ -10,6 +10,8 @@ from . import _threads
 from ._changes import SWITCH
 from .result import ReloadResult
 
+__all__ = ["STOP_TIMEOUT", "ApplyThread", "Listener", "Listeners"]
+
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[ReloadResult], object]

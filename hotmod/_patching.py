@@ -22,7 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ._registries import class_module, dispatch_registry, is_singledispatch, safe_key
+from ._registration_sweep import class_module, dispatch_registry, is_singledispatch, safe_key
+
+__all__ = ["PatchReport", "Patcher"]
 
 # Class attributes that describe the class object itself, never copied or deleted.
 _CLASS_INTERNALS = frozenset(

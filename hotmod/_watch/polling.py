@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .._changes import ChangeQueue
 
+__all__ = ["PollingWatcher"]
+
 # What a save can change. ``st_ino`` catches a rename-over that keeps mtime and size
 # (``cp -p``, ``git checkout``); ``st_ctime_ns`` catches an mtime moved backwards.
 _Signature = tuple[int, int, int, int] | None
