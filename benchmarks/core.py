@@ -114,11 +114,17 @@ class ExternalSaver:
             text=True,
         )
 
-    def save(self, path: Path, n: int) -> float:
+    def request(self, path: Path, n: int) -> None:
+        """Ask for a save; the caller then waits for the new code, not for this process:
+        a thread of the measured process woken by the save would compete with the threads
+        that carry it (an editor's save wakes nobody in the process it reloads)."""
         assert self._proc.stdin is not None
-        assert self._proc.stdout is not None
         self._proc.stdin.write(f"{path} {n}\n")
         self._proc.stdin.flush()
+
+    def started(self) -> float:
+        """When the save asked for last started, on this process's clock."""
+        assert self._proc.stdout is not None
         return float(self._proc.stdout.readline())
 
     def close(self) -> None:
@@ -166,13 +172,11 @@ def measure_latency(
         for n in range(1, saves + 1):
             started = time.perf_counter()
             if saver is not None:
-                started = saver.save(path, n)
+                saver.request(path, n)
             elif in_place:
                 path.write_text(SMALL.format(n=n))
             else:
                 save_like_an_editor(path, SMALL.format(n=n))
-            if starts is not None:
-                starts.append(started)
             # Blocked on an event, not polling: a thread that wakes every few hundred µs
             # would itself take the GIL from the busy loop and hand it to the others.
             deadline = time.perf_counter() + 5
@@ -180,6 +184,10 @@ def measure_latency(
                 arrived.clear()
             if n not in seen:
                 raise RuntimeError(f"save {n} was not running after 5 s")
+            if saver is not None:
+                started = saver.started()
+            if starts is not None:
+                starts.append(started)
             latencies.append(seen[n] - started)
             time.sleep(0.02 + rng.uniform(0, jitter))  # the next save is a separate one
     finally:

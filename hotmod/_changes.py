@@ -23,64 +23,96 @@ from pathlib import Path
 
 from .errors import HotmodError
 
-__all__ = ["APPLY_SWITCH_INTERVAL", "BOOST_LIMIT", "PUSH_TIMEOUT", "SWITCH", "ChangeQueue", "SwitchInterval"]
+__all__ = [
+    "APPLY_SWITCH_INTERVAL",
+    "BOOST_LIMIT",
+    "PUSH_TIMEOUT",
+    "SWITCH",
+    "WAIT_SWITCH_INTERVAL",
+    "ChangeQueue",
+    "SwitchInterval",
+]
 
 # The switch interval while a save is being applied (the default is 5 ms). Short enough
 # that the few hand-offs of an apply cost well under a millisecond; long enough that a
 # busy thread and the applying thread do not spend their time swapping the GIL.
 APPLY_SWITCH_INTERVAL = 1e-4
+# The switch interval while an applying thread waits for saves. The first hand-off of a
+# save (a thread woken by the kernel's event taking the GIL from a thread that never
+# blocks) cannot be hurried by anything that runs after it: it waits one full interval.
+# 1 ms keeps that wait short; it costs nothing while no two threads want the GIL, and
+# little when they do (measured in benchmarks: "switch interval cost").
+WAIT_SWITCH_INTERVAL = 1e-3
 # A save that waits longer than this (a host that keeps refusing its safe point, a
 # module whose top level runs for seconds) no longer holds the interval short.
 BOOST_LIMIT = 1.0
 
 
 class SwitchInterval:
-    """``sys.setswitchinterval``, shortened while any holder applies a save, then restored.
+    """``sys.setswitchinterval`` at the shortest value any holder asks for, then restored.
 
-    Holders nest: the first shortens it (never lengthens it: a value the user set lower
-    stays), the last one out puts back exactly what was there before, unless someone else
-    changed it meanwhile; then their value stays.
+    Holders ask for a value each (an applying thread waiting: ``WAIT_SWITCH_INTERVAL``;
+    applying a save: ``APPLY_SWITCH_INTERVAL``). The interval is never lengthened: a
+    value the user set lower stays. When the last holder is gone, exactly what was there
+    before comes back. A value someone else set while holders held it is theirs: it
+    stays, and hotmod leaves the interval alone until every holder is gone.
     """
 
     def __init__(self, short: float) -> None:
-        self.short = short
+        self.short = short  # the value a holder asks for when it names none
         self._lock = threading.Lock()
-        # holder -> (the thread that applies for it, when it started holding)
-        self._holders: dict[object, tuple[int | None, float]] = {}
+        # holder -> (the value it asks for, the thread that applies for it, since when)
+        self._holders: dict[object, tuple[float, int | None, float]] = {}
         self._saved: float | None = None  # what to restore
         self._set: float | None = None  # what we set, as the interpreter reports it
+        self._hands_off = False  # someone else set it while held
 
     def since(self, holder: object) -> float | None:
         """When ``holder`` started holding (``time.monotonic()``), or None."""
         held = self._holders.get(holder)
-        return None if held is None else held[1]
+        return None if held is None else held[2]
 
-    def hold(self, holder: object, thread: int | None = None) -> None:
+    def hold(self, holder: object, thread: int | None = None, value: float | None = None) -> None:
         with self._lock:
-            if holder in self._holders:
+            wanted = self.short if value is None else value
+            held = self._holders.get(holder)
+            if held is not None and held[0] == wanted:
                 return
-            if not self._holders:
-                current = sys.getswitchinterval()
-                if current > self.short:
-                    sys.setswitchinterval(self.short)
-                    self._saved, self._set = current, sys.getswitchinterval()
-            self._holders[holder] = (thread, time.monotonic())
+            self._holders[holder] = (wanted, thread, time.monotonic() if held is None else held[2])
+            self._apply_locked()
 
     def release(self, holder: object) -> None:
         if holder not in self._holders:  # the idle path: no lock
             return
         with self._lock:
-            if self._holders.pop(holder, None) is None or self._holders:
-                return
-            saved, mine = self._saved, self._set
-            self._saved = self._set = None
-            if saved is not None and sys.getswitchinterval() == mine:
+            if self._holders.pop(holder, None) is not None:
+                self._apply_locked()
+
+    def _apply_locked(self) -> None:
+        current = sys.getswitchinterval()
+        if self._set is not None and current != self._set:
+            # Changed by someone else since we set it: theirs from now on.
+            self._hands_off, self._saved, self._set = True, None, None
+        if not self._holders:
+            saved, self._saved, self._set, self._hands_off = self._saved, None, None, False
+            if saved is not None:
                 sys.setswitchinterval(saved)
+            return
+        if self._hands_off:
+            return
+        baseline = current if self._saved is None else self._saved
+        wanted = min(baseline, *(value for value, _, _ in self._holders.values()))
+        if wanted == current:
+            return
+        if self._saved is None:
+            self._saved = current
+        sys.setswitchinterval(wanted)
+        self._set = sys.getswitchinterval()
 
     def release_thread(self, thread: int) -> None:
         """Release every holder whose applying thread is ``thread`` (it is ending)."""
         with self._lock:
-            holders = [h for h, (t, _) in self._holders.items() if t == thread]
+            holders = [h for h, (_, t, _) in self._holders.items() if t == thread]
         for holder in holders:
             self.release(holder)
 
@@ -91,6 +123,7 @@ class SwitchInterval:
             self._holders.clear()
             saved, mine = self._saved, self._set
             self._saved = self._set = None
+            self._hands_off = False
             if saved is not None and sys.getswitchinterval() == mine:
                 sys.setswitchinterval(saved)
 
@@ -99,6 +132,12 @@ SWITCH = SwitchInterval(APPLY_SWITCH_INTERVAL)
 
 # The longest a push waits for the queue's lock, held for microseconds by a running thread.
 PUSH_TIMEOUT = 2.0
+
+
+class _WaitHold:
+    """A queue's applying thread, waiting: its own holder, apart from the apply's."""
+
+    __slots__ = ()
 
 
 @dataclass(slots=True)
@@ -124,6 +163,7 @@ class ChangeQueue:
         self._waiting = 0  # threads inside wait()
         self._consumer: int | None = None  # the last thread that waited: the applier
         self._boost_spent = False  # held past BOOST_LIMIT: not again until the queue empties
+        self._waiter = _WaitHold()  # the switch-interval holder of a thread waiting here
 
     def push(self, paths: Iterable[Path], *, settled: bool) -> None:
         """Record changes; ``settled`` means the write is known to be complete.
@@ -219,6 +259,9 @@ class ChangeQueue:
         """
         with self._cond:
             self._consumer = threading.get_ident()
+            # Held for as long as this thread keeps coming back here; released when it
+            # ends (``SWITCH.release_thread``) or the queue is cleared.
+            SWITCH.hold(self._waiter, self._consumer, WAIT_SWITCH_INTERVAL)
             now = time.monotonic()
             if self._ready_locked(now):
                 self._boost_locked(now)
@@ -252,6 +295,7 @@ class ChangeQueue:
             self._entries.clear()
             self._boost_spent = False
             self._unboost_locked()
+            SWITCH.release(self._waiter)
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock (the parent's copy may be held by a thread

@@ -33,7 +33,7 @@ from distributed import Client, WorkerPlugin
 
 from . import _dask_worker as _w
 from ._apply_thread import Listener, Listeners
-from ._changes import ChangeQueue
+from ._changes import SWITCH, ChangeQueue
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
 from ._source import Source, digest, read_source
 from ._watch import BackendName, make_watcher
@@ -553,6 +553,12 @@ class Sync:
         self.client.set_metadata([_w.METADATA_ROOT, self.id], value)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            SWITCH.release_thread(threading.get_ident())  # held while it waited on the queue
+
+    def _loop(self) -> None:
         while not self._stopping.is_set():
             deadline = self._queue.next_deadline()
             timeout = self.poll_interval if deadline is None else max(0.0, deadline - time.monotonic())

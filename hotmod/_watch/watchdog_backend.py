@@ -38,7 +38,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from .. import _threads
 from .._changes import ChangeQueue
 from ..errors import HotmodWarning
-from ._inotify import PendingSaves
+from ._inotify import PendingSaves, SavesReader
 from .polling import PollingWatcher
 
 __all__ = ["EVENT_FILTER", "WatchdogWatcher"]
@@ -118,11 +118,13 @@ class _Handler(FileSystemEventHandler):
         accept_name: Callable[[str], bool],
         tracked: dict[Path, set[Path]],
         on_lost: Callable[[], None],
+        read_directly: Callable[[Path], bool],
     ) -> None:
         self._queue = queue
         self._accept = accept_name
         self._tracked = tracked
         self._on_lost = on_lost
+        self._read_directly = read_directly
 
     def _path(self, raw: bytes | str) -> Path | None:
         text = os.fsdecode(raw)
@@ -143,6 +145,11 @@ class _Handler(FileSystemEventHandler):
             self._on_lost()
             return
         src = self._path(event.src_path)
+        if src is not None and self._read_directly(src.parent):
+            # The pending-saves reader took this event from the kernel already, in order.
+            # Pushed again, late, a save's first "modified" would mark the save unfinished
+            # after its "closed" had marked it finished, and hold it for the settle time.
+            return
         if isinstance(event, FileMovedEvent):
             dest = self._path(event.dest_path)
             if src is not None:  # moved away: maybe deleted, maybe vim's backup rename
@@ -162,7 +169,7 @@ class WatchdogWatcher:
         self._lock = threading.Lock()
         self._observer: BaseObserver | None = None
         self._files_in: dict[Path, set[Path]] = {}
-        self._handler = _Handler(queue, accept_name, self._files_in, self._overflowed)
+        self._handler = _Handler(queue, accept_name, self._files_in, self._overflowed, self._read_directly)
         #: how lost kernel events reach us ("events-lost event", "inotify reader hook"),
         #: None when they cannot (known once started)
         self.loss_detection: str | None = None
@@ -171,8 +178,11 @@ class WatchdogWatcher:
         # check watches one when it appears). Folders that could not be watched are not here.
         self._placed: dict[Path, tuple[int, int] | None] = {}
         self._fallback = PollingWatcher(queue)
-        # Saves the kernel queued that watchdog's thread has not handed over yet.
+        # Saves the kernel queued that watchdog's thread has not handed over yet, and
+        # the thread that hands them over as they come (Linux).
         self._pending: PendingSaves | None = None
+        self._reader: SavesReader | None = None
+        self._flush_lock = threading.Lock()
 
     @property
     def needs_scan(self) -> bool:
@@ -249,12 +259,27 @@ class WatchdogWatcher:
         self._observer = observer
         self._watches.clear()
         self._placed.clear()
-        if self._pending is not None:
-            self._pending.close()
+        self._close_pending()
         self._pending = PendingSaves()
         for directory in list(self._files_in):
             self._watch(directory)
         _threads.mark_watchdog(observer)
+        if self._pending.active:
+            self._reader = SavesReader(self._pending, self.flush)
+
+    def _read_directly(self, directory: Path) -> bool:
+        """Whether the pending-saves reader delivers the events of ``directory``."""
+        reader, pending = self._reader, self._pending
+        return reader is not None and reader.alive and pending is not None and pending.watches(directory)
+
+    def _close_pending(self) -> None:
+        # The reader first: it must not be waiting on a descriptor that is closed.
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+        if self._pending is not None:
+            self._pending.close()
+            self._pending = None
 
     def _overflowed(self) -> None:
         logger.warning(
@@ -317,9 +342,17 @@ class WatchdogWatcher:
     def flush(self) -> None:
         """Push every save the kernel queued until now, without waiting for watchdog."""
         pending = self._pending
-        if pending is None or not pending.ready():
+        if pending is None:
             return
-        found, lost = pending.drain()
+        # One drainer at a time, its pushes done before another flush returns: a poll()
+        # must find every save made before it in the queue, even one the reader thread
+        # took from the kernel a moment ago and is handing over now.
+        with self._flush_lock:
+            if pending.ready():
+                found, lost = pending.drain()
+                self._push_found(found, lost)
+
+    def _push_found(self, found: list[tuple[Path, bool]], lost: bool) -> None:
         if lost:
             self._overflowed()
         complete = [path for path, done in found if done and self._handler.accepts(path)]
@@ -335,6 +368,9 @@ class WatchdogWatcher:
         # The pending-saves descriptor is shared with the parent: reading it here would
         # take the parent's events, so the child closes its copy and opens its own.
         self._lock = threading.Lock()
+        if self._reader is not None:
+            self._reader.forget()
+            self._reader = None
         if self._pending is not None:
             self._pending.close()
             self._pending = None
@@ -348,9 +384,7 @@ class WatchdogWatcher:
             observer, self._observer = self._observer, None
             self._watches.clear()
             self._placed.clear()
-            if self._pending is not None:
-                self._pending.close()
-                self._pending = None
+            self._close_pending()
             for files in self._files_in.values():
                 for file in files:
                     self._fallback.discard(file)
