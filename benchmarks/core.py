@@ -196,6 +196,43 @@ def measure_latency(
     return latencies
 
 
+def _spin(n: int) -> None:
+    total = 0
+    for i in range(n):
+        total += i * i
+
+
+def contended_threads(rounds: int, work: int = 2_000_000) -> dict[str, list[float]]:
+    """What the 1 ms switch interval a waiting reloader holds costs threads that contend.
+
+    Two threads that never block share the GIL; the shorter interval makes them swap it
+    more often. Measured in alternation, with no reloader (the interpreter's 5 ms) and with
+    a background ``Reloader`` open; the ratio of the two rows is the cost.
+    """
+    times: dict[str, list[float]] = {"no reloader (5 ms interval)": [], "background Reloader open (1 ms)": []}
+
+    def timed() -> float:
+        threads = [threading.Thread(target=_spin, args=(work,)) for _ in range(2)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory(prefix="hotmod-b1c-") as folder:
+        for _ in range(rounds):
+            times["no reloader (5 ms interval)"].append(timed())
+            with hotmod.Reloader([folder]) as reloader:
+                reloader.start()
+                for _ in range(1000):  # until its applying thread waits (and holds 1 ms)
+                    if sys.getswitchinterval() < 0.005:
+                        break
+                    time.sleep(0.001)
+                times["background Reloader open (1 ms)"].append(timed())
+    return times
+
+
 def idle_poll(unrelated: int, *, batches: int = 20, per_batch: int = 2000) -> list[float]:
     with tempfile.TemporaryDirectory(prefix="hotmod-b2-") as folder:
         other = Path(folder) / "unrelated"
@@ -301,6 +338,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         rows.append(row(figure, "hotmod watchdog", [q for q, _ in steps]))
         figure = "B1 busy loop, split: queued -> new code running (hotmod)"
         rows.append(row(figure, "hotmod watchdog", [a for _, a in steps]))
+    for label, values in contended_threads(rounds=3 if quick else 7).items():
+        rows.append(row("B1 cost: two CPU-bound threads, time for a fixed amount of work", label, values))
     values = write_to_running(saves, backend="polling")
     rows.append(row("B1 write -> new code running (2 kHz loop)", "hotmod polling 0.5 s", values))
     for count in (0, 1000, 5000):
