@@ -82,7 +82,7 @@ def _big(n: int) -> str:
 def _session(
     root: Path, args: list[str], breakpoint_at: tuple[Path, int], attach: dict[str, Any] | None = None
 ) -> tuple[Any, Any]:
-    from tests.test_debugpy import Client, debuggee_env, free_port, launch
+    from tests.support.dap import Client, debuggee_env, free_port, launch
 
     port = free_port()
     process = launch(port, args, root, debuggee_env(root))
@@ -102,7 +102,7 @@ def _session(
 
 
 def _stop(process: Any, client: Any) -> None:
-    from tests.test_debugpy import finish
+    from tests.support.dap import finish
 
     client.send("disconnect", {"terminateDebuggee": True})
     process.kill()

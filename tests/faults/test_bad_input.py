@@ -1,0 +1,294 @@
+"""Broken files: the running version survives each, and the next good save applies."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+import hotmod
+import hotmod._source
+
+from ..support import edit, write
+
+V1 = "def f(): return 1\nX = 1\n"
+GOOD = "def f(): return 'good'\nX = 2\n"
+
+
+@pytest.fixture
+def setup(pkg):
+    """v1 imported, a manual reloader that reports at once (no settle wait), a held ``f``."""
+    mod = pkg.module("mod", V1)
+    r = pkg.reloader(debounce=0)
+    return mod, r, pkg.path("mod"), mod.f
+
+
+def assert_old_version_runs(mod, held_f):
+    assert mod.f() == 1
+    assert held_f() == 1
+    assert mod.X == 1
+
+
+def assert_good_edit_applies(r, mod, path):
+    result = edit(r, path, GOOD)
+    assert result.status == "ok", result
+    assert mod.f() == "good"
+    assert mod.X == 2
+
+
+def test_syntax_error(setup):
+    mod, r, path, held_f = setup
+    result = edit(r, path, "def f(): return 2\nX = = 2\n")
+    assert result.status == "aborted"
+    assert isinstance(result.error, hotmod.ReloadError)
+    assert result.error.lineno == 2
+    assert isinstance(result.error.__cause__, SyntaxError)
+    assert_old_version_runs(mod, held_f)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_indentation_error(setup):
+    mod, r, path, held_f = setup
+    result = edit(r, path, "def f():\nreturn 2\n")
+    assert result.status == "aborted"
+    assert isinstance(result.error.__cause__, IndentationError)
+    assert_old_version_runs(mod, held_f)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_exception_in_module_code(setup):
+    mod, r, path, held_f = setup
+    result = edit(r, path, "def f(): return 2\nX = 1 / 0\n")
+    assert result.status == "aborted"
+    assert result.error.lineno == 2
+    assert isinstance(result.error.__cause__, ZeroDivisionError)
+    assert_old_version_runs(mod, held_f)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_exception_raised_in_a_function_called_by_module_code(setup):
+    mod, r, path, held_f = setup
+    result = edit(r, path, "def f(): return 2\ndef boom():\n    raise LookupError('deep')\nX = boom()\n")
+    assert result.status == "aborted"
+    assert result.error.lineno == 3  # the deepest frame in the file: the raise itself
+    assert isinstance(result.error.__cause__, LookupError)
+    assert_old_version_runs(mod, held_f)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_import_error_in_module_code(setup):
+    mod, r, path, held_f = setup
+    result = edit(r, path, "import hotmod_no_such_module_anywhere\ndef f(): return 2\n")
+    assert result.status == "aborted"
+    assert result.error.lineno == 1
+    assert isinstance(result.error.__cause__, ImportError)
+    assert_old_version_runs(mod, held_f)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_system_exit_in_module_code_is_aborted(setup):
+    mod, r, path, held_f = setup
+    try:
+        result = edit(r, path, "def f(): return 2\nNEW = 1\nraise SystemExit(3)\n")
+    except SystemExit:
+        pass  # hotmod lets SystemExit propagate to the caller of poll(), after the restore
+    else:
+        assert result.status == "aborted"
+    assert_old_version_runs(mod, held_f)
+    assert not hasattr(mod, "NEW")
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_binary_content(setup):
+    mod, r, path, held_f = setup
+    rng = random.Random(1234)
+    data = bytes(rng.randrange(256) for _ in range(300)) + b"\x00\x00def f(): return 2\n"
+    result = edit(r, path, data)
+    assert result.status == "aborted"
+    assert result.error.path == path
+    assert isinstance(result.error.__cause__, (SyntaxError, ValueError))
+    assert_old_version_runs(mod, held_f)
+    assert r.poll().status == "noop"  # reported once
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_nul_bytes_in_otherwise_valid_source(setup):
+    mod, r, path, held_f = setup
+    result = edit(r, path, b"def f(): return 2\n\x00\nX = 2\n")
+    assert result.status == "aborted"
+    assert isinstance(result.error.__cause__, (SyntaxError, ValueError))
+    assert_old_version_runs(mod, held_f)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_non_utf8_bytes(setup):
+    mod, r, path, held_f = setup
+    result = edit(r, path, b"def f(): return '\xff\xfe caf\xe9'\nX = 2\n")
+    assert result.status == "aborted"
+    assert result.error.path == path
+    assert isinstance(result.error.__cause__, SyntaxError)
+    assert_old_version_runs(mod, held_f)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_declared_latin1_encoding_is_honoured(setup):
+    mod, r, path, _ = setup
+    result = edit(r, path, b"# -*- coding: latin-1 -*-\ndef f(): return 'caf\xe9'\nX = 2\n")
+    assert result.status == "ok"
+    assert mod.f() == "caf\u00e9"
+
+
+def test_utf8_bom_is_accepted(setup):
+    mod, r, path, _ = setup
+    result = edit(r, path, b"\xef\xbb\xbfdef f(): return 'bom'\nX = 2\n")
+    assert result.status == "ok"
+    assert mod.f() == "bom"
+
+
+def test_empty_file_is_applied_as_an_empty_module(setup):
+    """Without a settle time an empty file is believed at once: its names are pruned."""
+    mod, r, path, held_f = setup
+    result = edit(r, path, "")
+    assert result.status == "ok"
+    assert result.names_pruned == 2
+    assert not hasattr(mod, "f")
+    assert not hasattr(mod, "X")
+    assert held_f() == 1  # a reference taken before still works
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_deleted_file(setup):
+    mod, r, path, held_f = setup
+    path.unlink()
+    r.notify(path)
+
+    result = r.poll()
+
+    assert result.status == "failed"
+    assert not result.ok
+    assert result.paths == (path,)
+    assert isinstance(result.error, hotmod.ReloadError)
+    assert "deleted" in str(result.error)
+    assert result.error.path == path
+    assert result.error.module == mod.__name__
+    assert isinstance(result.error.__cause__, FileNotFoundError)
+    assert_old_version_runs(mod, held_f)
+    # Reported once.
+    r.notify(path)
+    assert r.poll().status == "noop"
+    # The file comes back with new content.
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_deleted_file_restored_unchanged_is_a_noop(setup):
+    mod, r, path, held_f = setup
+    path.unlink()
+    r.notify(path)
+    assert r.poll().status == "failed"
+    result = edit(r, path, V1)
+    assert result.status == "noop"
+    assert_old_version_runs(mod, held_f)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_file_replaced_by_a_directory(setup):
+    mod, r, path, held_f = setup
+    path.unlink()
+    path.mkdir()
+    r.notify(path)
+
+    result = r.poll()
+
+    assert result.status == "failed"
+    assert "no longer a file" in str(result.error)
+    assert isinstance(result.error.__cause__, OSError)
+    assert_old_version_runs(mod, held_f)
+
+    path.rmdir()
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_file_replaced_by_a_directory_polling(pkg):
+    mod = pkg.module("mod", V1)
+    r = pkg.reloader(backend="polling", debounce=0)
+    path = pkg.path("mod")
+    path.unlink()
+    path.mkdir()
+    result = r.poll()
+    assert result.status == "failed"
+    assert mod.f() == 1
+    shutil.rmtree(path)
+    write(path, GOOD)
+    assert r.poll().status == "ok"
+    assert mod.f() == "good"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file_chmod(setup):
+    mod, r, path, held_f = setup
+    path.chmod(0)
+    try:
+        r.notify(path)
+        result = r.poll()
+        assert result.status == "failed"
+        assert "permission denied" in str(result.error)
+        assert isinstance(result.error.__cause__, PermissionError)
+        assert_old_version_runs(mod, held_f)
+    finally:
+        path.chmod(0o644)
+    assert_good_edit_applies(r, mod, path)
+
+
+def test_unreadable_file_permission_error(setup, monkeypatch):
+    mod, r, path, held_f = setup
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(hotmod._source, "open", refusing_open, raising=False)
+    write(path, GOOD)
+    r.notify(path)
+
+    result = r.poll()
+
+    assert result.status == "failed"
+    assert "permission denied" in str(result.error)
+    assert result.error.path == path
+    assert isinstance(result.error.__cause__, PermissionError)
+    assert_old_version_runs(mod, held_f)
+    r.notify(path)
+    assert r.poll().status == "noop"  # reported once
+
+    monkeypatch.undo()
+    r.notify(path)
+    result = r.poll()
+    assert result.status == "ok"
+    assert mod.f() == "good"
+
+
+def test_a_broken_file_blocks_its_batch_not_later_fixes(pkg):
+    a = pkg.module("a", "def f(): return 1\n")
+    b = pkg.module("b", "def f(): return 1\n")
+    r = pkg.reloader(debounce=0)
+    pkg.path("b").unlink()
+    pkg.write("a", "def f(): return 2\n")
+    r.notify(pkg.path("a"), pkg.path("b"))
+
+    result = r.poll()
+
+    assert result.status == "failed"
+    assert result.error.path == pkg.path("b")
+    assert a.f() == 1  # nothing of the batch applied
+
+    write(pkg.path("b"), "def f(): return 2\n")
+    r.notify(pkg.path("b"))
+    result = r.poll()
+    assert result.status == "ok"
+    assert (a.f(), b.f()) == (2, 2)

@@ -1,0 +1,285 @@
+"""Framework adapters (issue 18): structural changes applied to the framework, or refused.
+
+Each through the framework's own public API, after the app served requests (FastAPI
+computes a route's parameters when the route is made and the schema at its first
+request; Flask refuses new routes after its first request).
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from types import ModuleType
+
+import pytest
+
+import hotmod
+import hotmod.adapters
+
+from ..support import Pkg, edit
+
+
+def _load(pkg: Pkg, name: str, source: str) -> ModuleType:
+    return pkg.module(name, textwrap.dedent(source))
+
+
+def _save(r: hotmod.Reloader, pkg: Pkg, name: str, source: str) -> hotmod.ReloadResult:
+    result = edit(r, pkg.path(name), textwrap.dedent(source))
+    assert result.status == "ok", (result.summary(), result.warnings)
+    return result
+
+
+FASTAPI = """\
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+app = FastAPI()
+
+class Item(BaseModel):
+    name: str{field}
+
+@app.get("/search")
+def search({params}):
+    return {{"found": {found}}}
+
+@app.post("/items")
+def create(item: Item):
+    return item.model_dump()
+"""
+
+
+@pytest.mark.filterwarnings(
+    "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
+)  # starlette's own test client at its lowest versions, with today's anyio: not ours
+def test_fastapi_new_parameters_body_fields_and_schema_after_requests(pkg: Pkg) -> None:
+    from fastapi.testclient import TestClient
+
+    mod = _load(pkg, "api", FASTAPI.format(field="", params="q: str = ''", found="q"))
+    client = TestClient(mod.app)
+    assert client.get("/search", params={"q": "a"}).json() == {"found": "a"}
+    assert client.post("/items", json={"name": "x", "size": 2}).json() == {"name": "x"}
+    assert "limit" not in client.get("/openapi.json").text
+    r = pkg.reloader()
+    # A new optional parameter, a new required one, a new body field: module code runs
+    # for the model (a class-level change), statements for the endpoint.
+    _save(
+        r,
+        pkg,
+        "api",
+        FASTAPI.format(field="\n    size: int = 0", params="q: str = '', limit: int = 1", found="[q, limit]"),
+    )
+    assert client.get("/search", params={"q": "a", "limit": 3}).json() == {"found": ["a", 3]}
+    assert client.post("/items", json={"name": "x", "size": 2}).json() == {"name": "x", "size": 2}
+    assert "limit" in client.get("/openapi.json").text
+    _save(
+        r,
+        pkg,
+        "api",
+        FASTAPI.format(field="\n    size: int = 0", params="q: str, limit: int", found="[q, limit]"),
+    )
+    response = client.get("/search", params={"q": "a"})
+    assert response.status_code == 422  # the new required parameter is validated, not a 500
+    assert client.get("/search", params={"q": "a", "limit": 1}).json() == {"found": ["a", 1]}
+
+
+PYDANTIC = """\
+from pydantic import BaseModel
+
+class User(BaseModel):
+    name: str{field}
+"""
+
+
+def test_pydantic_structural_change_keeps_the_class_and_what_nests_it(pkg: Pkg) -> None:
+    mod = _load(pkg, "models", PYDANTIC.format(field=""))
+    team = _load(
+        pkg,
+        "team",
+        "from pydantic import BaseModel\nfrom .models import User\nclass Team(BaseModel):\n    lead: User\n",
+    )
+    User = mod.User
+    r = pkg.reloader()
+    _save(r, pkg, "models", PYDANTIC.format(field="\n    age: int = 7"))
+    assert mod.User is User
+    made = User.model_validate({"name": "a", "age": 3})
+    assert type(made) is User
+    assert made.age == 3
+    lead = team.Team.model_validate({"lead": {"name": "b"}}).lead
+    assert type(lead) is User
+    assert lead.age == 7
+
+
+FLASK = """\
+from flask import Flask
+
+app = Flask(__name__)
+
+@app.route("/")
+def index():
+    return "home"
+{extra}
+"""
+
+
+def test_flask_route_added_after_the_app_served_a_request(pkg: Pkg) -> None:
+    mod = _load(pkg, "site", FLASK.format(extra=""))
+    client = mod.app.test_client()
+    assert client.get("/").text == "home"
+    r = pkg.reloader()
+    _save(r, pkg, "site", FLASK.format(extra='\n@app.route("/late")\ndef late():\n    return "late"\n'))
+    assert client.get("/late").text == "late"
+    # Flask's guard against setup after the first request is back in place.
+    with pytest.raises(AssertionError):
+        mod.app.add_url_rule("/other", "other", lambda: "x")
+
+
+class _Recording(hotmod.adapters.BaseAdapter):
+    frameworks = ("hm_fake_framework",)
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def prepare(self, change: hotmod.adapters.ModuleChange) -> None:
+        self.calls.append(f"prepare {change.module.__name__.rpartition('.')[2]}")
+
+    def refuse(self, change: hotmod.adapters.ModuleChange) -> str | None:
+        self.calls.append("refuse")
+        return "the fake framework cannot take it" if "REFUSE" in change.new else None
+
+    def committed(self, change: hotmod.adapters.ModuleChange) -> list[str]:
+        self.calls.append("committed")
+        raise RuntimeError("a broken adapter")
+
+    def aborted(self, change: hotmod.adapters.ModuleChange) -> None:
+        self.calls.append("aborted")
+
+
+class _EntryPoint:
+    def __init__(self, adapter: object) -> None:
+        self.adapter = adapter
+
+    def load(self) -> object:
+        return self.adapter
+
+
+def test_third_party_adapters_load_only_with_their_framework_and_never_break_a_reload(
+    pkg: Pkg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = _Recording()
+    monkeypatch.setattr(hotmod.adapters, "_entry_points", [("fake:Adapter", _EntryPoint(adapter))])
+    monkeypatch.delitem(hotmod.adapters._loaded, "fake:Adapter", raising=False)
+    mod = _load(pkg, "m", "X = 1\n")
+    r = pkg.reloader()
+    assert edit(r, pkg.path("m"), "X = 2\n").status == "ok"
+    assert adapter.calls == []  # its framework is not imported: never loaded
+    monkeypatch.setitem(sys.modules, "hm_fake_framework", ModuleType("hm_fake_framework"))
+    result = edit(r, pkg.path("m"), "X = 3\n")
+    assert result.status == "ok"
+    assert mod.X == 3
+    assert any("a broken adapter" in w for w in result.warnings)
+    assert adapter.calls == ["prepare m", "refuse", "committed"]
+    refused = edit(r, pkg.path("m"), "X = 4\nREFUSE = True\n")
+    assert refused.status == "needs_restart"
+    assert "the fake framework cannot take it" in str(refused.error)
+    assert mod.X == 3
+    assert "REFUSE" not in vars(mod)
+    assert adapter.calls[-1] == "aborted"
+
+
+def test_importing_hotmod_adapters_imports_no_framework() -> None:
+    import subprocess
+
+    code = (
+        "import sys, hotmod, hotmod.adapters; hotmod.adapters.active();"
+        "print(sorted(m for m in ('pydantic','django','fastapi','flask','starlette') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+SQLA = """\
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+class Base(DeclarativeBase):
+    pass
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(30)){column}
+
+    def label(self):
+        return "user " + self.name
+"""
+
+
+def test_sqlalchemy_column_change_is_refused_and_leaves_one_class_registered(pkg: Pkg) -> None:
+    import sqlalchemy
+    from sqlalchemy.orm import Session
+
+    mod = _load(pkg, "db", SQLA.format(column=""))
+    User = mod.User
+    engine = sqlalchemy.create_engine("sqlite://")
+    mod.Base.metadata.create_all(engine)
+    r = pkg.reloader()
+    result = edit(
+        r,
+        pkg.path("db"),
+        textwrap.dedent(SQLA.format(column="\n    age: Mapped[int] = mapped_column(Integer)")),
+    )
+    assert result.status == "needs_restart", result.summary()
+    assert "User" in str(result.error)
+    assert "age" in str(result.error)
+    assert mod.User is User
+    assert [m.class_ for m in mod.Base.registry.mappers] == [User]
+    with Session(engine) as session:
+        session.add(User(name="ann"))
+        session.commit()
+        assert session.scalars(sqlalchemy.select(User)).one().label() == "user ann"
+    engine.dispose()  # the pool's sqlite connections, closed (3.13 warns of unclosed ones)
+
+
+def test_flask_route_added_to_a_registered_blueprint_is_served(pkg: Pkg) -> None:
+    views = _load(
+        pkg,
+        "views",
+        """\
+        from flask import Blueprint
+
+        bp = Blueprint("shop", __name__, url_prefix="/shop")
+
+        @bp.route("/")
+        def index():
+            return "shop"
+        """,
+    )
+    app_module = _load(
+        pkg,
+        "app",
+        f"from flask import Flask\nfrom {views.__name__} import bp\n"
+        "app = Flask(__name__)\napp.register_blueprint(bp)\n",
+    )
+    client = app_module.app.test_client()
+    assert client.get("/shop/").text == "shop"
+    r = pkg.reloader()
+    _save(
+        r,
+        pkg,
+        "views",
+        """\
+        from flask import Blueprint
+
+        bp = Blueprint("shop", __name__, url_prefix="/shop")
+
+        @bp.route("/")
+        def index():
+            return "shop"
+
+        @bp.route("/late")
+        def late():
+            return "late"
+        """,
+    )
+    assert client.get("/shop/late").text == "late"
+    assert client.get("/shop/").text == "shop"

@@ -1,0 +1,219 @@
+"""The switch interval hotmod shortens while it applies a save, and always gives back.
+
+A background apply holds ``sys.setswitchinterval`` short from the save's arrival to the
+end of its apply, so that a thread that never blocks does not hold up each hand-off for
+5 ms. Whatever the user had set comes back: after the apply, after ``stop()`` and
+``close()``, with several reloaders at once. How fast it gets there is a benchmark.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hotmod import _changes
+
+from ..support import EVENT_TIMEOUT, Results, write
+
+USER_INTERVAL = 0.0042  # not the default: "restored" must mean what the user had
+# The interpreter keeps whole microseconds: 1e-4 reads back as 9.999...e-05.
+SHORT = pytest.approx(_changes.APPLY_SWITCH_INTERVAL)
+
+
+@pytest.fixture
+def user_interval() -> Iterator[float]:
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(USER_INTERVAL)
+    try:
+        yield sys.getswitchinterval()
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _background(pkg, text: str = "def f():\n    return 0\n"):
+    mod = pkg.module("mod", text)
+    # A long poll interval: the applying thread wakes for the save, not for a timeout.
+    r = pkg.reloader(apply="background", poll_interval=60.0)
+    seen: list[float] = []
+    results = Results(r, lambda res: res.status == "ok")
+    r.subscribe(lambda res: seen.append(sys.getswitchinterval()))
+    return mod, r, results, seen
+
+
+def _save(r, path: Path, value: int) -> None:
+    write(path, f"def f():\n    return {value}\n")
+    r.notify(path)
+
+
+def test_a_background_reload_runs_short_and_stop_restores_the_users_interval(pkg, user_interval):
+    mod, r, results, seen = _background(pkg)
+    r.start()
+    _save(r, pkg.path("mod"), 1)
+    assert results.wait(), results.statuses
+    r.stop()
+
+    assert mod.f() == 1
+    assert seen == [SHORT]  # the listener ran inside the apply
+    assert sys.getswitchinterval() == user_interval
+
+
+def test_close_restores_the_users_interval(pkg, user_interval):
+    mod, r, results, seen = _background(pkg)
+    r.start()
+    for value in (1, 2):
+        results.expect(lambda res, v=value: res.status == "ok" and mod.f() == v)
+        _save(r, pkg.path("mod"), value)
+        assert results.wait(), results.statuses
+    r.close()
+
+    assert seen == [SHORT] * 2
+    assert sys.getswitchinterval() == user_interval
+
+
+def test_two_reloaders_at_once_restore_the_users_interval(pkg, pkg2, user_interval):
+    mod1, r1, results1, seen1 = _background(pkg)
+    mod2, r2, results2, seen2 = _background(pkg2)
+    r1.start()
+    r2.start()
+    _save(r1, pkg.path("mod"), 1)
+    _save(r2, pkg2.path("mod"), 2)
+    assert results1.wait(), results1.statuses
+    assert results2.wait(), results2.statuses
+    r1.close()
+    r2.stop()
+
+    assert (mod1.f(), mod2.f()) == (1, 2)
+    assert seen1 == seen2 == [SHORT]
+    assert sys.getswitchinterval() == user_interval
+
+
+def test_a_shorter_interval_the_user_set_is_never_lengthened(pkg):
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        mod, r, results, seen = _background(pkg)
+        r.start()
+        _save(r, pkg.path("mod"), 1)
+        assert results.wait(), results.statuses
+        r.close()
+        assert mod.f() == 1
+        assert seen == [pytest.approx(1e-5)]
+        assert sys.getswitchinterval() == pytest.approx(1e-5)
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_manual_apply_never_touches_the_interval(pkg, user_interval):
+    mod = pkg.module("mod", "def f():\n    return 0\n")
+    r = pkg.reloader()  # manual backend, manual apply: nobody waits on the queue
+    seen: list[float] = []
+    r.subscribe(lambda res: seen.append(sys.getswitchinterval()))
+    _save(r, pkg.path("mod"), 1)
+    assert sys.getswitchinterval() == user_interval  # queued, not applied yet: untouched
+    assert r.poll().status == "ok"
+
+    assert mod.f() == 1
+    assert seen == [user_interval]
+
+
+# -- the queue's side of it, step by step (no threads) -------------------------------------
+
+
+def test_the_applier_coming_back_with_nothing_ready_restores_it(user_interval, tmp_path):
+    queue = _changes.ChangeQueue(0.05)
+    queue.push([tmp_path / "a.py"], settled=True)
+    queue.wait(0)  # the applier finds a save ready: the apply starts
+    assert sys.getswitchinterval() == SHORT
+    assert queue.take_ready()[0] == [tmp_path / "a.py"]
+    queue.wait(0)  # back with nothing ready: the apply is over
+    assert sys.getswitchinterval() == user_interval
+
+
+def test_nested_holders_restore_once_the_last_one_is_done(user_interval, tmp_path):
+    first, second = _changes.ChangeQueue(0.05), _changes.ChangeQueue(0.05)
+    for queue in (first, second):
+        queue.push([tmp_path / "a.py"], settled=True)
+        queue.wait(0)
+    first.clear()
+    assert sys.getswitchinterval() == SHORT  # second still applies
+    second.clear()
+    assert sys.getswitchinterval() == user_interval
+
+
+def test_a_value_the_user_sets_during_an_apply_is_kept(user_interval, tmp_path):
+    queue = _changes.ChangeQueue(0.05)
+    queue.push([tmp_path / "a.py"], settled=True)
+    queue.wait(0)
+    sys.setswitchinterval(0.003)
+    queue.clear()
+    assert sys.getswitchinterval() == pytest.approx(0.003)
+
+
+def test_an_apply_held_up_past_the_limit_stops_holding_it(user_interval, tmp_path, monkeypatch):
+    queue = _changes.ChangeQueue(0.05)
+    queue.push([tmp_path / "a.py"], settled=True)
+    queue.wait(0)
+    assert sys.getswitchinterval() == SHORT
+    monkeypatch.setattr(_changes, "BOOST_LIMIT", -1.0)  # as if a host refused its safe point that long
+    queue.wait(0)  # still ready, not applied
+    assert sys.getswitchinterval() == user_interval
+    queue.wait(0)
+    assert sys.getswitchinterval() == user_interval  # not again for the same save
+
+
+class _AnnouncedCondition(threading.Condition):
+    """The queue's condition, telling the test each time the applier starts to wait on it."""
+
+    def __init__(self) -> None:
+        super().__init__(threading.Lock())
+        self.waits: list[threading.Event] = [threading.Event() for _ in range(3)]
+        self._count = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._count < len(self.waits):
+            self.waits[self._count].set()
+        self._count += 1
+        return super().wait(timeout)
+
+
+def _waiting_applier(queue: _changes.ChangeQueue) -> tuple[threading.Thread, _AnnouncedCondition]:
+    cond = _AnnouncedCondition()
+    queue._cond = cond
+    thread = threading.Thread(target=queue.wait, args=(60.0,))
+    thread.start()
+    assert cond.waits[0].wait(EVENT_TIMEOUT)
+    return thread, cond
+
+
+def test_an_event_a_watcher_expects_holds_it_while_an_applier_waits(user_interval):
+    queue = _changes.ChangeQueue(0.05)
+    queue.expect()  # nobody waits (apply="manual"): nothing to hurry
+    assert sys.getswitchinterval() == user_interval
+
+    thread, _ = _waiting_applier(queue)
+    queue.expect()
+    held = sys.getswitchinterval()
+    queue.wake()  # the applier wakes to nothing ready
+    thread.join(EVENT_TIMEOUT)
+
+    assert held == SHORT
+    assert sys.getswitchinterval() == user_interval
+
+
+def test_an_expected_event_that_leads_to_nothing_is_given_back_within_the_limit(user_interval, monkeypatch):
+    monkeypatch.setattr(_changes, "BOOST_LIMIT", 0.05)
+    queue = _changes.ChangeQueue(0.05)
+    thread, cond = _waiting_applier(queue)
+    queue.expect()
+    held = sys.getswitchinterval()
+    assert cond.waits[1].wait(EVENT_TIMEOUT)  # the applier's next look, still waiting
+    given_back = sys.getswitchinterval()
+    queue.wake()
+    thread.join(EVENT_TIMEOUT)
+
+    assert held == SHORT
+    assert given_back == user_interval
