@@ -1,73 +1,8 @@
-"""Faults a running reloader meets, as one table: one test per row.
+"""Faults a running reloader meets: one test per row of the fault table (``table.py``).
 
-Every row checks a clear result (status, error type, file and line where there is one),
+Every test checks a clear result (status, error type, file and line where there is one),
 that the version running before the fault is intact (a reference taken before keeps its
 old behaviour), and that the reloader still works (the next good edit applies).
-
-The rows (test: fault -> what the user sees):
-
-- test_deleted_after_its_edit_was_queued: a file deleted after its edit was queued,
-  before it was read -> ``noop`` while it may be a save in progress, then ``failed``
-  ("was deleted") once; the other files keep reloading.
-- test_deleted_between_the_scan_and_the_read_polling: the same, between the polling
-  scan and the read -> the same.
-- test_files_deleted_together_are_reported_once: several files deleted together -> one
-  ``failed``, however often they are looked at again.
-- test_subpackage_folder_replaced_by_a_file_and_back (manual, polling; ``sub`` or
-  ``sub.py``): ``failed`` ("was deleted"); the edit made when the folder is back applies.
-- test_subpackage_folder_replaced_by_a_file_and_back_watchdog: the same on kernel events;
-  the new folder is watched again (the health check, once a second).
-- test_watched_folder_briefly_gone_polling: the watched folder gone for a moment ->
-  nothing reported; the edit made on its return applies.
-- test_watched_folder_deleted_then_made_again_watchdog: ``failed`` while it is gone,
-  neither watched nor polled meanwhile; when it is back, a warning, and it is watched.
-- test_watched_folder_renamed_away_and_replaced_watchdog: a warning; the new folder is
-  watched, the old one no longer.
-- test_symlink_loops_in_a_watched_folder_are_ignored (polling, watchdog): nothing, they
-  are not modules; no hang.
-- test_module_file_replaced_by_a_symlink_loop_or_a_dangling_symlink (manual, polling,
-  watchdog): ``failed`` ("cannot be read (Too many levels of symbolic links)", or "was
-  deleted" for a dangling link); the other files keep reloading.
-- test_a_10_mb_module: its edits apply, a syntax error in it names the line; another
-  module's reload never reads it.
-- test_slow_module_code_other_threads_wait_for_the_commit: module code that blocks on the
-  reloader's thread -> other threads run the old version until the commit; ``poll()`` and
-  ``reload()`` from another thread wait for it, then return a result.
-- test_stop_during_slow_module_code, test_close_during_slow_module_code: they return once
-  the module code does; the reload under way commits.
-- test_a_blocking_listener_holds_only_the_reloaders_thread: ``poll()`` on another thread
-  applies; ``stop()`` logs that the thread is busy and returns; ``start()`` works again.
-- test_a_listener_raising_system_exit_does_not_end_the_reloaders_thread: logged; the
-  thread keeps applying.
-- test_a_blocking_dispose_hook_keeps_the_old_version_serving: the old version serves until
-  the hook returns; then the reload commits.
-- test_a_hook_raising_system_exit_is_reported_and_the_reload_commits: ``ok`` with a
-  warning naming the hook and its file.
-
-Covered elsewhere, not repeated here:
-
-- syntax and indentation errors: test_bad_input.py::test_syntax_error,
-  ::test_indentation_error
-- exception in module code (also ImportError, SystemExit):
-  test_bad_input.py::test_exception_in_module_code and the tests after it
-- binary content, NUL bytes, bytes that are not UTF-8: test_bad_input.py::
-  test_binary_content, ::test_nul_bytes_in_otherwise_valid_source, ::test_non_utf8_bytes
-- a file deleted before it is looked at: test_bad_input.py::test_deleted_file;
-  test_detection.py::test_a_deletion_that_lasts_is_reported_after_the_wait
-- a file replaced by a directory: test_bad_input.py::test_file_replaced_by_a_directory,
-  ::test_file_replaced_by_a_directory_polling
-- permission denied: test_bad_input.py::test_unreadable_file_permission_error (a patched
-  ``open``), ::test_unreadable_file_chmod (skipped as root)
-- the inotify watch limit (the folder is polled, with a warning):
-  test_detection.py::test_a_folder_that_cannot_be_watched_is_announced_and_polled
-- an inotify queue overflow: test_watcher_faults.py::
-  test_inotify_queue_overflow_makes_the_reloader_compare_every_tracked_file
-- a watcher thread that dies: test_watcher_faults.py::
-  test_a_dead_watcher_thread_is_restarted_and_the_missed_edit_applied
-- a listener that raises: test_api.py::test_a_raising_listener_is_logged_and_others_still_run;
-  test_threads.py::test_background_apply_with_a_raising_listener_keeps_going
-- a dispose or accept hook that raises:
-  test_hot.py::test_a_hook_that_raises_is_reported_and_the_reload_commits
 """
 
 from __future__ import annotations
@@ -83,7 +18,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -92,24 +26,9 @@ import hotmod._apply_thread
 import hotmod._source
 
 from ..support import EVENT_TIMEOUT, Pkg, Results, bump_mtime, edit, hotmod_threads, write, write_replace
-
-V1 = "def f(): return 1\nX = 1\n"
-GOOD = "def f(): return 'good'\nX = 2\n"
+from ..support.faults import GOOD, V1, assert_good_edit_applied, assert_old_version_runs
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify semantics")
-
-
-def assert_old_version_runs(mod: Any, held_f: Callable[[], object]) -> None:
-    assert mod.f() == 1
-    assert held_f() == 1
-    assert mod.X == 1
-
-
-def assert_good_edit_applied(result: hotmod.ReloadResult, mod: Any, held_f: Callable[[], object]) -> None:
-    assert result.status == "ok", result
-    assert mod.f() == "good"
-    assert held_f() == "good"  # the reference taken before the fault runs the new code
-    assert mod.X == 2
 
 
 def replace_with_symlink(path: Path, target: Path) -> None:
