@@ -1,9 +1,11 @@
-"""The switch interval hotmod shortens while it applies a save, and always gives back.
+"""The switch interval hotmod shortens while it waits for and applies saves, and gives back.
 
-A background apply holds ``sys.setswitchinterval`` short from the save's arrival to the
-end of its apply, so that a thread that never blocks does not hold up each hand-off for
-5 ms. Whatever the user had set comes back: after the apply, after ``stop()`` and
-``close()``, with several reloaders at once. How fast it gets there is a benchmark.
+A background applying thread holds ``sys.setswitchinterval`` at 1 ms while it waits
+(the first hand-off of a save, from the thread the kernel's event wakes, waits one whole
+interval for a thread that never blocks), and at 0.1 ms from the save's arrival to the
+end of its apply. Whatever the user had set comes back after ``stop()`` and ``close()``,
+with several reloaders at once; a value the user sets meanwhile is kept. How fast a save
+gets there is a benchmark.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..support import EVENT_TIMEOUT, Results, write
 USER_INTERVAL = 0.0042  # not the default: "restored" must mean what the user had
 # The interpreter keeps whole microseconds: 1e-4 reads back as 9.999...e-05.
 SHORT = pytest.approx(_changes.APPLY_SWITCH_INTERVAL)
+WAITING = pytest.approx(_changes.WAIT_SWITCH_INTERVAL)
 
 
 @pytest.fixture
@@ -123,13 +126,15 @@ def test_manual_apply_never_touches_the_interval(pkg, user_interval):
 # -- the queue's side of it, step by step (no threads) -------------------------------------
 
 
-def test_the_applier_coming_back_with_nothing_ready_restores_it(user_interval, tmp_path):
+def test_the_applier_coming_back_with_nothing_ready_goes_back_to_waiting(user_interval, tmp_path):
     queue = _changes.ChangeQueue(0.05)
     queue.push([tmp_path / "a.py"], settled=True)
     queue.wait(0)  # the applier finds a save ready: the apply starts
     assert sys.getswitchinterval() == SHORT
     assert queue.take_ready()[0] == [tmp_path / "a.py"]
-    queue.wait(0)  # back with nothing ready: the apply is over
+    queue.wait(0)  # back with nothing ready: the apply is over, the applier waits
+    assert sys.getswitchinterval() == WAITING
+    queue.clear()  # the reloader closes
     assert sys.getswitchinterval() == user_interval
 
 
@@ -140,15 +145,21 @@ def test_nested_holders_restore_once_the_last_one_is_done(user_interval, tmp_pat
         queue.wait(0)
     first.clear()
     assert sys.getswitchinterval() == SHORT  # second still applies
+    second.take_ready()
+    second.wait(0)
+    assert sys.getswitchinterval() == WAITING  # second waits for the next save
     second.clear()
     assert sys.getswitchinterval() == user_interval
 
 
-def test_a_value_the_user_sets_during_an_apply_is_kept(user_interval, tmp_path):
+def test_a_value_the_user_sets_while_hotmod_holds_it_is_kept(user_interval, tmp_path):
     queue = _changes.ChangeQueue(0.05)
     queue.push([tmp_path / "a.py"], settled=True)
     queue.wait(0)
     sys.setswitchinterval(0.003)
+    queue.take_ready()
+    queue.wait(0)  # hotmod leaves the user's value alone from now on
+    assert sys.getswitchinterval() == pytest.approx(0.003)
     queue.clear()
     assert sys.getswitchinterval() == pytest.approx(0.003)
 
@@ -160,9 +171,11 @@ def test_an_apply_held_up_past_the_limit_stops_holding_it(user_interval, tmp_pat
     assert sys.getswitchinterval() == SHORT
     monkeypatch.setattr(_changes, "BOOST_LIMIT", -1.0)  # as if a host refused its safe point that long
     queue.wait(0)  # still ready, not applied
-    assert sys.getswitchinterval() == user_interval
+    assert sys.getswitchinterval() == WAITING
     queue.wait(0)
-    assert sys.getswitchinterval() == user_interval  # not again for the same save
+    assert sys.getswitchinterval() == WAITING  # not again for the same save
+    queue.clear()
+    assert sys.getswitchinterval() == user_interval
 
 
 class _AnnouncedCondition(threading.Condition):
@@ -199,8 +212,11 @@ def test_an_event_a_watcher_expects_holds_it_while_an_applier_waits(user_interva
     held = sys.getswitchinterval()
     queue.wake()  # the applier wakes to nothing ready
     thread.join(EVENT_TIMEOUT)
+    after = sys.getswitchinterval()
+    queue.clear()
 
     assert held == SHORT
+    assert after == WAITING
     assert sys.getswitchinterval() == user_interval
 
 
@@ -214,6 +230,8 @@ def test_an_expected_event_that_leads_to_nothing_is_given_back_within_the_limit(
     given_back = sys.getswitchinterval()
     queue.wake()
     thread.join(EVENT_TIMEOUT)
+    queue.clear()
 
     assert held == SHORT
-    assert given_back == user_interval
+    assert given_back == WAITING
+    assert sys.getswitchinterval() == user_interval

@@ -33,6 +33,11 @@ def drop_events_for(watcher: Any, path: Path) -> threading.Event:
         dispatch(event)
 
     watcher._handler.dispatch = losing
+    # hotmod's own reader of the kernel queue would hand the save over anyway: it goes
+    # (watchdog's threads still carry every other event).
+    if watcher._reader is not None:
+        watcher._reader.stop()
+        watcher._reader = None
     return lost
 
 
