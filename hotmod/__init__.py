@@ -38,7 +38,7 @@ __all__ = [
 
 
 def load_ipython_extension(shell: Any) -> None:
-    """``%load_ext hotmod``: apply pending changes before each cell (see the README)."""
+    """``%load_ext hotmod``: apply pending changes before each cell (see docs/getting-started/notebook.md)."""
     from . import _ipython
 
     _ipython.load(shell)

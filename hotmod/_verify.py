@@ -37,6 +37,8 @@ from types import CodeType, FunctionType, MethodType, ModuleType
 
 from ._source import _instructions
 
+__all__ = ["Difference", "differences", "own_definitions"]
+
 _STORE_GLOBAL = frozenset(opcode.opmap[n] for n in ("STORE_GLOBAL", "DELETE_GLOBAL"))
 _STORE_ATTR = frozenset(opcode.opmap[n] for n in ("STORE_ATTR", "DELETE_ATTR"))
 _PLAIN = (int, str, bytes, float, bool, complex, type(None))

@@ -79,7 +79,7 @@ class Seams:
 class Reloader:
     """Watches the modules under ``paths`` and applies edits to the running process.
 
-    See the README for the full contract. In short: ``poll()`` detects and applies
+    The guide (docs/guide/reloader.md) has the full contract. In short: ``poll()`` detects and applies
     pending changes on the calling thread; ``start()`` adds a thread that does it by
     itself (``apply="background"``); ``reload(target)`` re-executes one module now.
     """

@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Adapter", "ModuleChange"]
+__all__ = ["Adapter", "BaseAdapter", "ModuleChange"]
 
 
 @dataclass(slots=True)
