@@ -170,14 +170,14 @@ class Patcher:
         return bool(
             self._owned(old, module_name)
             and self._owned(new, module_name)
-            and old.__qualname__ == new.__qualname__
+            and (old.__qualname__ == new.__qualname__ or _same_def_statement(old, new))
         )
 
     def _defines(self, obj: Any, name: str, module_name: str) -> bool:
         """``obj`` is what ``def name``/``class name`` at the top of the module created."""
         return (
             isinstance(obj, (types.FunctionType, type))
-            and getattr(obj, "__qualname__", None) == name
+            and (getattr(obj, "__qualname__", None) == name or _def_statement_name(obj) == name)
             and self._owned(obj, module_name)
         )
 
@@ -198,7 +198,14 @@ class Patcher:
         warn: bool = True,
         share_closure: bool = False,
     ) -> Any:
+        if old is new:
+            # A class made by code that ran before its module's new run took the old
+            # function (attrs installs module functions as methods): nothing to merge,
+            # and the new one, when it comes, must still be recorded as its twin.
+            return old
         if id(old) in self._seen:
+            if id(new) not in self.kept:
+                self._keep(new, old)  # one more twin of the same definition
             return old
         if old.__code__.co_freevars != new.__code__.co_freevars:
             self.fresh.append(new)
@@ -651,6 +658,26 @@ _ENUM_MACHINERY = frozenset(
         "_ignore_",
     }
 )
+
+
+def _def_statement_name(obj: Any) -> str | None:
+    """The qualified name a function's ``def`` statement gave it, whatever was set since.
+
+    Libraries rename functions they reuse: attrs (on 3.13) installs its module-level
+    ``evolve`` as each class's ``__replace__`` and sets its ``__qualname__`` and
+    ``__module__`` to the last class's. The code object keeps the name it was compiled
+    with. None for a function made inside another one (a decorator's wrapper: one
+    ``def`` makes many functions, so the name says nothing about which).
+    """
+    if not isinstance(obj, types.FunctionType):
+        return None
+    name = obj.__code__.co_qualname
+    return None if "<locals>" in name else name
+
+
+def _same_def_statement(old: Any, new: Any) -> bool:
+    name = _def_statement_name(old)
+    return name is not None and name == _def_statement_name(new) and old.__name__ == new.__name__
 
 
 def _is_special(attr: str) -> bool:

@@ -244,24 +244,9 @@ def run_suite(
 EDITS = ("shift", "comments")
 
 
-def _params() -> list[Any]:
-    """The packages; attrs on CPython 3.13 as an expected failure (see below)."""
-    params: list[Any] = []
-    for spec in PACKAGES:
-        marks = []
-        if spec.name == "attrs" and sys.version_info >= (3, 13):
-            # Found by CI at the end of the session that added attrs: on 3.13 attrs
-            # makes ``__replace__`` and its frozen setattr helpers at import, and after
-            # a reload of the shifted edit four of its functions are new objects or keep
-            # old code, with either strategy. Recorded, not hidden; not yet understood.
-            marks.append(pytest.mark.xfail(reason="attrs on CPython 3.13: four functions stale after reload"))
-        params.append(pytest.param(spec, marks=marks, id=str(spec)))
-    return params
-
-
 # Room for a cold download; with the sdists cached each package takes seconds per run.
 @pytest.mark.timeout(PIP_TIMEOUT + (1 + 2 * len(EDITS)) * CHILD_TIMEOUT)
-@pytest.mark.parametrize("spec", _params())
+@pytest.mark.parametrize("spec", PACKAGES, ids=str)
 def test_own_suite_passes_the_same_after_every_module_reloaded(spec: Sdist, tmp_path: Path) -> None:
     archive = cached_sdist(spec)
     baseline = run_suite(spec, unpack(archive, tmp_path / "baseline"), reload=False)
