@@ -456,6 +456,9 @@ class Sync:
         self._sources: dict[str, tuple[bytes, bool, str]] = {}
         # What the workers run, as far as the client knows: its files when the sync began.
         self._known: dict[Path, bytes] = {}
+        # Content the cluster refused: reported once; the file's next change is shipped.
+        # (Kernel events can announce one save twice; it must not be rolled back twice.)
+        self._refused: dict[Path, bytes] = {}
         for path in self._files():
             try:
                 self._known[path] = read_source(path).digest
@@ -584,7 +587,7 @@ class Sync:
             except OSError:
                 continue  # deleted or moved away: workers keep the module they run
             found = digest(data)
-            if self._known.get(path) == found:
+            if found in (self._known.get(path), self._refused.get(path)):
                 continue
             self._watcher.add(path)  # a new file
             name, package = _module_name(path)
@@ -601,6 +604,7 @@ class Sync:
                     lineno=line,
                 )
                 error.__cause__ = exc
+                self._refused[path] = found
                 return ClusterResult(
                     "aborted", (name,), (path,), error, duration=time.perf_counter() - started
                 )
@@ -631,6 +635,7 @@ class Sync:
                 workers[worker] = ReloadResult("aborted", error=error)
         duration = time.perf_counter() - started
         if not commit:
+            self._refused.update(digests)
             return _combine(workers, duration=duration, paths=paths, rolled_back=yes)
         undone = [w for w in yes if not (isinstance(finals.get(w), Mapping) and finals[w].get("committed"))]
         if undone:
@@ -643,6 +648,8 @@ class Sync:
         self._version = txid
         self._sources.update(changes)
         self._known.update(digests)
+        for path in digests:
+            self._refused.pop(path, None)
         self._publish()
         return _combine(workers, duration=duration, paths=paths, status="ok")
 

@@ -144,14 +144,17 @@ class _Handler(FileSystemEventHandler):
         if _EventsLost is not None and isinstance(event, _EventsLost):
             self._on_lost()
             return
+        # A folder the pending-saves reader watches had this event from the kernel
+        # already, in order. Pushed again, late, a save's first "modified" would mark the
+        # save unfinished after its "closed" marked it finished, and a rename onto a file
+        # would be applied twice (twice refused, when it is broken).
         src = self._path(event.src_path)
         if src is not None and self._read_directly(src.parent):
-            # The pending-saves reader took this event from the kernel already, in order.
-            # Pushed again, late, a save's first "modified" would mark the save unfinished
-            # after its "closed" had marked it finished, and hold it for the settle time.
-            return
+            src = None
         if isinstance(event, FileMovedEvent):
             dest = self._path(event.dest_path)
+            if dest is not None and self._read_directly(dest.parent):
+                dest = None
             if src is not None:  # moved away: maybe deleted, maybe vim's backup rename
                 self._queue.push((src,), settled=False)
             if dest is not None:  # renamed onto the path: the new content is complete

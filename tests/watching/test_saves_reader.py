@@ -21,7 +21,7 @@ import pytest
 from hotmod import _changes
 from hotmod._watch import watchdog_backend
 
-from ..support import EVENT_TIMEOUT, Pkg, write, write_replace
+from ..support import EVENT_TIMEOUT, Pkg, Results, write, write_replace
 
 pytestmark = [
     pytest.mark.watchdog,
@@ -35,8 +35,11 @@ def silenced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(watchdog_backend._Handler, "dispatch", lambda self, event: None)
 
 
+Watched = tuple[watchdog_backend.WatchdogWatcher, _changes.ChangeQueue, Path]
+
+
 @pytest.fixture
-def watcher(tmp_path: Path) -> Iterator[tuple[watchdog_backend.WatchdogWatcher, _changes.ChangeQueue, Path]]:
+def watcher(tmp_path: Path) -> Iterator[Watched]:
     queue = _changes.ChangeQueue(0.05)
     watcher = watchdog_backend.WatchdogWatcher(queue, lambda name: name.endswith(".py"))
     module = write(tmp_path / "mod.py", "X = 0\n")
@@ -64,21 +67,21 @@ def _reader_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "hotmod-saves"]
 
 
-def test_an_editor_save_reaches_the_queue_without_watchdogs_threads(silenced, watcher) -> None:
+def test_an_editor_save_reaches_the_queue_without_watchdogs_threads(silenced: None, watcher: Watched) -> None:
     _, queue, module = watcher
     write_replace(module, "X = 1\n")
 
     assert _ready_within(queue) == [module]
 
 
-def test_a_save_in_place_reaches_the_queue_too(silenced, watcher) -> None:
+def test_a_save_in_place_reaches_the_queue_too(silenced: None, watcher: Watched) -> None:
     _, queue, module = watcher
     write(module, "X = 2\n")
 
     assert module in _ready_within(queue)
 
 
-def test_the_reader_is_marked_for_debuggers_and_ends_with_the_watcher(silenced, tmp_path: Path) -> None:
+def test_the_reader_is_marked_for_debuggers_and_ends_with_the_watcher(silenced: None, tmp_path: Path) -> None:
     before = len(_reader_threads())
     queue = _changes.ChangeQueue(0.05)
     watcher = watchdog_backend.WatchdogWatcher(queue, lambda name: name.endswith(".py"))
@@ -94,7 +97,7 @@ def test_the_reader_is_marked_for_debuggers_and_ends_with_the_watcher(silenced, 
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_leaves_the_parents_reader_working(silenced, watcher) -> None:
+def test_a_forked_child_leaves_the_parents_reader_working(silenced: None, watcher: Watched) -> None:
     w, queue, module = watcher
     pid = os.fork()
     if pid == 0:  # the child: what a forked worker runs at fork, then leaves
@@ -125,3 +128,20 @@ def test_a_save_made_just_before_poll_is_in_that_poll_every_time(pkg: Pkg, save:
             stale.append((n, result.status))
 
     assert stale == []
+
+
+def test_a_broken_editor_save_is_reported_once(pkg: Pkg) -> None:
+    # Both the reader and watchdog see the rename onto the file: one report all the same.
+    mod = pkg.module("m", "def v():\n    return 0\n")
+    r = pkg.reloader(backend="watchdog", apply="background")
+    results = Results(r, lambda res: res.status != "noop")
+    r.start()
+    write_replace(pkg.path("m"), "def v(:\n")
+    assert results.wait(), results.statuses
+    results.expect(lambda res: res.status == "ok")
+    write_replace(pkg.path("m"), "def v():\n    return 1\n")
+    assert results.wait(), results.statuses
+    r.stop()
+
+    assert mod.v() == 1
+    assert results.statuses == ["aborted", "ok"]
