@@ -11,6 +11,8 @@ import pytest
 
 import hotmod
 
+from ..support import Pkg
+
 IMPORT_PROBE = textwrap.dedent(
     """\
     import logging, sys, threading
@@ -34,7 +36,7 @@ IMPORT_PROBE = textwrap.dedent(
 )
 
 
-def test_importing_hotmod_has_no_side_effects():
+def test_importing_hotmod_has_no_side_effects() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", IMPORT_PROBE],
         capture_output=True,
@@ -47,7 +49,7 @@ def test_importing_hotmod_has_no_side_effects():
     assert proc.stdout.strip() == "clean"
 
 
-def test_public_names():
+def test_public_names() -> None:
     assert set(hotmod.__all__) >= {
         "HotmodError",
         "HotmodWarning",
@@ -61,7 +63,7 @@ def test_public_names():
     assert hotmod.ReloadError.__module__ == "hotmod"
 
 
-def test_reload_result_is_frozen():
+def test_reload_result_is_frozen() -> None:
     result = hotmod.ReloadResult("ok")
     assert result.ok
     assert hotmod.ReloadResult("noop").ok
@@ -70,7 +72,7 @@ def test_reload_result_is_frozen():
         result.status = "failed"  # type: ignore[misc]
 
 
-def test_the_import_recorder_lives_exactly_as_long_as_the_open_reloaders(pkg, pkg2):
+def test_the_import_recorder_lives_exactly_as_long_as_the_open_reloaders(pkg: Pkg, pkg2: Pkg) -> None:
     meta_path, path_hooks = list(sys.meta_path), list(sys.path_hooks)
     pkg.module("mod", "X = 1\n")
     first = pkg.reloader(backend="polling")

@@ -6,15 +6,17 @@ import logging
 
 import pytest
 
-from ..support import edit
+import hotmod
+
+from ..support import Pkg, edit
 
 # -- subscribe --------------------------------------------------------------------------------
 
 
-def test_listeners_receive_results_until_unsubscribed(pkg):
+def test_listeners_receive_results_until_unsubscribed(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader()
-    received = []
+    received: list[hotmod.ReloadResult] = []
     unsubscribe = r.subscribe(received.append)
 
     ok = edit(r, pkg.path("mod"), "def f(): return 2\n")
@@ -31,14 +33,16 @@ def test_listeners_receive_results_until_unsubscribed(pkg):
     assert mod.f() == 3
 
 
-def test_a_raising_listener_is_logged_and_others_still_run(pkg, caplog):
+def test_a_raising_listener_is_logged_and_others_still_run(
+    pkg: Pkg, caplog: pytest.LogCaptureFixture
+) -> None:
     pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader()
 
-    def broken(result):
+    def broken(result: hotmod.ReloadResult) -> None:
         raise RuntimeError("listener bug")
 
-    received = []
+    received: list[hotmod.ReloadResult] = []
     r.subscribe(broken)
     r.subscribe(received.append)
     with caplog.at_level(logging.ERROR, logger="hotmod"):
@@ -47,7 +51,9 @@ def test_a_raising_listener_is_logged_and_others_still_run(pkg, caplog):
     assert received == [result]
     errors = [rec for rec in caplog.records if rec.levelno == logging.ERROR]
     assert len(errors) == 1
+    assert errors[0].exc_info is not None
     assert isinstance(errors[0].exc_info[1], RuntimeError)
+
     # The broken listener stays subscribed and the reloader keeps working.
     with caplog.at_level(logging.ERROR, logger="hotmod"):
         assert edit(r, pkg.path("mod"), "def f(): return 3\n").status == "ok"
@@ -55,16 +61,16 @@ def test_a_raising_listener_is_logged_and_others_still_run(pkg, caplog):
     assert len([rec for rec in caplog.records if rec.levelno == logging.ERROR]) == 2
 
 
-def test_reload_results_reach_listeners(pkg):
+def test_reload_results_reach_listeners(pkg: Pkg) -> None:
     mod = pkg.module("mod", "X = 1\n")
     r = pkg.reloader()
-    received = []
+    received: list[hotmod.ReloadResult] = []
     r.subscribe(received.append)
     result = r.reload(mod)
     assert received == [result]
 
 
-def test_results_are_logged_one_line_each(pkg, caplog):
+def test_results_are_logged_one_line_each(pkg: Pkg, caplog: pytest.LogCaptureFixture) -> None:
     pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader()
     with caplog.at_level(logging.INFO, logger="hotmod"):
@@ -81,7 +87,7 @@ def test_results_are_logged_one_line_each(pkg, caplog):
 # -- stats --------------------------------------------------------------------------------------
 
 
-def test_stats_count_by_status(pkg):
+def test_stats_count_by_status(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(debounce=0)
     stats = r.stats
@@ -113,7 +119,7 @@ def test_stats_count_by_status(pkg):
 
 
 @pytest.mark.watchdog
-def test_stats_of_event_and_polling_backends(pkg):
+def test_stats_of_event_and_polling_backends(pkg: Pkg) -> None:
     pkg.module("a", "X = 1\n")
     pkg.subpackage("sub")
     pkg.module("sub.b", "X = 1\n")

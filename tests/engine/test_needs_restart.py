@@ -6,27 +6,29 @@ from __future__ import annotations
 import sys
 import types
 from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 import hotmod
 
-from ..support import Results, edit, write
+from ..support import Pkg, Results, edit, reload_error, write
 
 
 @pytest.fixture
-def fake_extension(pkg):
+def fake_extension(pkg: Pkg) -> tuple[Any, Path]:
     """A module registered as loaded from a C extension file inside the package."""
     path = pkg.dir / f"fastext{EXTENSION_SUFFIXES[0]}"
     write(path, b"\x7fELF not really a shared object, v1")
-    module = types.ModuleType(pkg.qualname("fastext"))
+    module: Any = types.ModuleType(pkg.qualname("fastext"))
     module.__file__ = str(path)
     module.VALUE = 1
     sys.modules[module.__name__] = module  # removed by the pkg fixture
     return module, path
 
 
-def test_changed_extension_module_needs_restart(pkg, fake_extension):
+def test_changed_extension_module_needs_restart(pkg: Pkg, fake_extension: tuple[Any, Path]) -> None:
     module, path = fake_extension
     r = pkg.reloader()
     assert r.modules[path] == module.__name__
@@ -39,15 +41,15 @@ def test_changed_extension_module_needs_restart(pkg, fake_extension):
     assert result.status == "needs_restart"
     assert not result.ok
     assert isinstance(result.error, hotmod.ReloadError)
-    assert result.error.module == module.__name__
-    assert result.error.path == path
+    assert reload_error(result).module == module.__name__
+    assert reload_error(result).path == path
     assert "extension" in str(result.error)
     assert dict(vars(module)) == names
     r.notify(path)
     assert r.poll().status == "noop"  # reported once
 
 
-def test_reload_of_an_extension_module_needs_restart(pkg, fake_extension):
+def test_reload_of_an_extension_module_needs_restart(pkg: Pkg, fake_extension: tuple[Any, Path]) -> None:
     module, _ = fake_extension
     r = pkg.reloader()
     assert r.reload(module).status == "needs_restart"
@@ -55,7 +57,7 @@ def test_reload_of_an_extension_module_needs_restart(pkg, fake_extension):
 
 
 @pytest.mark.watchdog
-def test_watchdog_sees_a_rebuilt_extension(pkg, fake_extension):
+def test_watchdog_sees_a_rebuilt_extension(pkg: Pkg, fake_extension: tuple[Any, Path]) -> None:
     module, path = fake_extension
     # Imported before the reloader, so only its file event (after the extension's) reloads it.
     fence = pkg.module("fence", "X = 1\n")
@@ -71,18 +73,18 @@ def test_watchdog_sees_a_rebuilt_extension(pkg, fake_extension):
 
 
 @pytest.fixture
-def fake_main(pkg, monkeypatch):
+def fake_main(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Path, list[Any]]:
     """A ``__main__`` whose script lives in the package (as if run with ``python app.py``)."""
     runs = pkg.counter()
     path = pkg.write("app", "from . import log\nlog.runs.append('app')\n")
-    main = types.ModuleType("__main__")
+    main: Any = types.ModuleType("__main__")
     main.__file__ = str(path)
     main.VALUE = 1
     monkeypatch.setitem(sys.modules, "__main__", main)
     return main, path, runs
 
 
-def test_edited_main_script_needs_restart(pkg, fake_main):
+def test_edited_main_script_needs_restart(pkg: Pkg, fake_main: tuple[Any, Path, list[Any]]) -> None:
     main, path, runs = fake_main
     r = pkg.reloader()
     assert r.modules[path] == "__main__"
@@ -90,7 +92,7 @@ def test_edited_main_script_needs_restart(pkg, fake_main):
     result = edit(r, path, "from . import log\nlog.runs.append('app v2')\nVALUE = 2\n")
 
     assert result.status == "needs_restart"
-    assert result.error.module == "__main__"
+    assert reload_error(result).module == "__main__"
     assert "__main__" in str(result.error)
     assert runs == []
     assert main.VALUE == 1
@@ -98,7 +100,7 @@ def test_edited_main_script_needs_restart(pkg, fake_main):
     assert r.poll().status == "noop"
 
 
-def test_reload_main_needs_restart(pkg, fake_main):
+def test_reload_main_needs_restart(pkg: Pkg, fake_main: tuple[Any, Path, list[Any]]) -> None:
     main, _, runs = fake_main
     r = pkg.reloader()
     result = r.reload("__main__")
@@ -107,7 +109,7 @@ def test_reload_main_needs_restart(pkg, fake_main):
     assert r.reload(main).status == "needs_restart"
 
 
-def test_needs_restart_batch_applies_nothing(pkg, fake_main):
+def test_needs_restart_batch_applies_nothing(pkg: Pkg, fake_main: tuple[Any, Path, list[Any]]) -> None:
     _, path, _ = fake_main
     helper = pkg.module("helper", "def f(): return 1\n")
     r = pkg.reloader()
@@ -121,7 +123,9 @@ def test_needs_restart_batch_applies_nothing(pkg, fake_main):
     assert helper.f() == 1
 
 
-def test_rest_of_a_needs_restart_batch_applies_on_the_next_poll(pkg, fake_main):
+def test_rest_of_a_needs_restart_batch_applies_on_the_next_poll(
+    pkg: Pkg, fake_main: tuple[Any, Path, list[Any]]
+) -> None:
     _, path, _ = fake_main
     helper = pkg.module("helper", "def f(): return 1\n")
     r = pkg.reloader()

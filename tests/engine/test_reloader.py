@@ -10,7 +10,7 @@ import pytest
 
 import hotmod
 
-from ..support import Results, hotmod_threads, write
+from ..support import Pkg, Results, hotmod_threads, write
 
 # -- construction -------------------------------------------------------------------------
 
@@ -25,17 +25,17 @@ from ..support import Results, hotmod_threads, write
         ("debounce", -1, "debounce"),
     ],
 )
-def test_invalid_options_raise_value_error(pkg, option, value, message):
+def test_invalid_options_raise_value_error(pkg: Pkg, option: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         pkg.reloader(**{option: value})
 
 
-def test_missing_path_warns(pkg):
+def test_missing_path_warns(pkg: Pkg) -> None:
     with pytest.warns(hotmod.HotmodWarning, match="does not exist"):
         pkg.reloader(paths=[pkg.dir / "nowhere"])
 
 
-def test_paths_accept_str_pathlike_and_lists(pkg):
+def test_paths_accept_str_pathlike_and_lists(pkg: Pkg) -> None:
     pkg.module("mod", "X = 1\n")
     expected = {pkg.qualname("mod"), pkg.name}
     for paths in (str(pkg.dir), pkg.dir, [pkg.dir], (str(pkg.dir),)):
@@ -44,7 +44,7 @@ def test_paths_accept_str_pathlike_and_lists(pkg):
         assert r.paths == (pkg.dir,)
 
 
-def test_paths_default_to_the_working_directory(pkg, monkeypatch):
+def test_paths_default_to_the_working_directory(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> None:
     pkg.module("mod", "X = 1\n")
     monkeypatch.chdir(pkg.dir)
     r = hotmod.Reloader(backend="manual", apply="manual")
@@ -52,7 +52,7 @@ def test_paths_default_to_the_working_directory(pkg, monkeypatch):
     assert pkg.qualname("mod") in r.modules.values()
 
 
-def test_repr_mentions_state_and_backend(pkg):
+def test_repr_mentions_state_and_backend(pkg: Pkg) -> None:
     r = pkg.reloader()
     assert "manual" in repr(r)
     r.close()
@@ -65,7 +65,7 @@ COUNTED = "from . import log\nlog.runs.append(__name__)\ndef f(): return {v}\n"
 
 
 @pytest.mark.watchdog
-def test_close_stops_threads_and_refuses_further_use(pkg):
+def test_close_stops_threads_and_refuses_further_use(pkg: Pkg) -> None:
     pkg.module("mod", "def f(): return 1\n")
     baseline = threading.active_count()
     r = pkg.reloader(backend="watchdog", apply="background")
@@ -84,7 +84,7 @@ def test_close_stops_threads_and_refuses_further_use(pkg):
     r.close()  # idempotent
 
 
-def test_close_of_a_manual_reloader(pkg):
+def test_close_of_a_manual_reloader(pkg: Pkg) -> None:
     pkg.module("mod", "X = 1\n")
     r = pkg.reloader()
     r.close()
@@ -92,7 +92,7 @@ def test_close_of_a_manual_reloader(pkg):
         r.poll()
 
 
-def test_stop_and_start_again(pkg):
+def test_stop_and_start_again(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(apply="background")
     r.start()
@@ -108,7 +108,7 @@ def test_stop_and_start_again(pkg):
     r.stop()  # twice is harmless
 
 
-def test_context_manager_starts_and_closes(pkg):
+def test_context_manager_starts_and_closes(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     with hotmod.Reloader(pkg.dir, backend="manual") as r:
         pkg.reloaders.append(r)
@@ -125,11 +125,12 @@ def test_context_manager_starts_and_closes(pkg):
         r.poll()
 
 
-def test_context_manager_closes_on_error(pkg):
+def test_context_manager_closes_on_error(pkg: Pkg) -> None:
     pkg.module("mod", "X = 1\n")
     r = pkg.reloader(apply="background")
 
-    def fail_inside():
+    def fail_inside() -> None:
+
         with r:
             assert r.running
             raise KeyError("inside")
@@ -141,7 +142,7 @@ def test_context_manager_closes_on_error(pkg):
         r.poll()
 
 
-def test_start_with_manual_apply_starts_no_applier(pkg):
+def test_start_with_manual_apply_starts_no_applier(pkg: Pkg) -> None:
     pkg.module("mod", "X = 1\n")
     r = pkg.reloader(apply="manual")
     assert r.start() is r
@@ -149,7 +150,7 @@ def test_start_with_manual_apply_starts_no_applier(pkg):
     assert hotmod_threads() == []
 
 
-def test_two_reloaders_in_one_process(pkg, pkg2):
+def test_two_reloaders_in_one_process(pkg: Pkg, pkg2: Pkg) -> None:
     a = pkg.module("mod", "def f(): return 1\n")
     b = pkg2.module("mod", "def f(): return 1\n")
     r1 = pkg.reloader()
@@ -171,7 +172,7 @@ def test_two_reloaders_in_one_process(pkg, pkg2):
     assert b.f() == 2
 
 
-def test_two_reloaders_on_the_same_module_do_not_run_an_edit_twice(pkg):
+def test_two_reloaders_on_the_same_module_do_not_run_an_edit_twice(pkg: Pkg) -> None:
     runs = pkg.counter()
     mod = pkg.module("mod", COUNTED.format(v=1))
     r1 = pkg.reloader(strategy="module")  # each reload runs the module: counted

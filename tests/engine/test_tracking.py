@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ..support import edit, write
+from ..support import Pkg, edit, write
 
 # -- modules ------------------------------------------------------------------------------
 
 
-def test_modules_maps_real_paths_to_names(pkg):
+def test_modules_maps_real_paths_to_names(pkg: Pkg) -> None:
     pkg.module("a", "X = 1\n")
     pkg.subpackage("sub")
     pkg.module("sub.b", "X = 1\n")
@@ -30,7 +30,7 @@ def test_modules_maps_real_paths_to_names(pkg):
     assert r.stats.tracked_modules == 4
 
 
-def test_modules_is_a_read_only_snapshot(pkg):
+def test_modules_is_a_read_only_snapshot(pkg: Pkg) -> None:
     pkg.module("a", "X = 1\n")
     r = pkg.reloader()
     modules = r.modules
@@ -41,7 +41,7 @@ def test_modules_is_a_read_only_snapshot(pkg):
     assert pkg.path("b") in r.modules
 
 
-def test_modules_includes_a_module_imported_after_the_reloader(pkg):
+def test_modules_includes_a_module_imported_after_the_reloader(pkg: Pkg) -> None:
     pkg.module("a", "X = 1\n")
     r = pkg.reloader()
     assert pkg.path("late") not in r.modules
@@ -53,7 +53,7 @@ def test_modules_includes_a_module_imported_after_the_reloader(pkg):
     assert late.f() == 2
 
 
-def test_a_module_imported_after_the_reloader_is_not_re_executed_by_tracking(pkg):
+def test_a_module_imported_after_the_reloader_is_not_re_executed_by_tracking(pkg: Pkg) -> None:
     runs = pkg.counter()
     r = pkg.reloader()
     pkg.module("late", "from . import log\nlog.runs.append(__name__)\ndef f(): return 1\n")
@@ -62,7 +62,7 @@ def test_a_module_imported_after_the_reloader_is_not_re_executed_by_tracking(pkg
     assert runs == [pkg.qualname("late")]
 
 
-def test_an_edit_right_after_a_late_import_is_applied(pkg):
+def test_an_edit_right_after_a_late_import_is_applied(pkg: Pkg) -> None:
     """Imported after the reloader was created and edited before it next looked."""
     r = pkg.reloader()
     late = pkg.module("late", "def f(): return 1\n")
@@ -75,7 +75,7 @@ def test_an_edit_right_after_a_late_import_is_applied(pkg):
     assert late.f() == 2
 
 
-def test_a_module_removed_from_sys_modules_is_forgotten(pkg):
+def test_a_module_removed_from_sys_modules_is_forgotten(pkg: Pkg) -> None:
     pkg.module("a", "X = 1\n")
     r = pkg.reloader()
     assert pkg.path("a") in r.modules
@@ -86,7 +86,7 @@ def test_a_module_removed_from_sys_modules_is_forgotten(pkg):
     assert r.poll().status == "noop"
 
 
-def test_a_swap_of_modules_between_two_looks_is_seen(pkg):
+def test_a_swap_of_modules_between_two_looks_is_seen(pkg: Pkg) -> None:
     """One module removed and another imported: sys.modules keeps its length."""
     pkg.module("a", "X = 1\n")
     r = pkg.reloader()
@@ -113,7 +113,7 @@ def bump():
 """
 
 
-def test_late_module_whose_state_changed_is_not_re_executed(pkg):
+def test_late_module_whose_state_changed_is_not_re_executed(pkg: Pkg) -> None:
     runs = pkg.counter()
     r = pkg.reloader()
     late = pkg.module("late", LATE_STATEFUL)
@@ -123,7 +123,7 @@ def test_late_module_whose_state_changed_is_not_re_executed(pkg):
     assert runs == [late.__name__]
 
 
-def test_late_module_with_two_lambdas_is_not_re_executed(pkg):
+def test_late_module_with_two_lambdas_is_not_re_executed(pkg: Pkg) -> None:
     runs = pkg.counter()
     r = pkg.reloader()
     late = pkg.module("late", "from . import log\nlog.runs.append(__name__)\nA = lambda: 1\nB = lambda: 2\n")
@@ -131,7 +131,7 @@ def test_late_module_with_two_lambdas_is_not_re_executed(pkg):
     assert runs == [late.__name__]
 
 
-def test_late_module_edited_in_a_class_constant_before_the_reloader_looked(pkg):
+def test_late_module_edited_in_a_class_constant_before_the_reloader_looked(pkg: Pkg) -> None:
     r = pkg.reloader()
     late = pkg.module("late", "class Config:\n    LIMIT = 1\n")
     pkg.write("late", "class Config:\n    LIMIT = 2\n")
@@ -140,7 +140,7 @@ def test_late_module_edited_in_a_class_constant_before_the_reloader_looked(pkg):
     assert late.Config.LIMIT == 2
 
 
-def test_late_module_edited_in_a_call_argument_before_the_reloader_looked(pkg):
+def test_late_module_edited_in_a_call_argument_before_the_reloader_looked(pkg: Pkg) -> None:
     r = pkg.reloader()
     late = pkg.module("late", "LIMIT = int('1')\n")
     pkg.write("late", "LIMIT = int('2')\n")
@@ -149,7 +149,7 @@ def test_late_module_edited_in_a_call_argument_before_the_reloader_looked(pkg):
     assert late.LIMIT == 2
 
 
-def test_second_reloader_applies_a_revert_of_what_the_first_applied(pkg):
+def test_second_reloader_applies_a_revert_of_what_the_first_applied(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r1 = pkg.reloader()
     r2 = pkg.reloader()
@@ -178,7 +178,7 @@ def test_second_reloader_applies_a_revert_of_what_the_first_applied(pkg):
         ),
     ],
 )
-def test_late_module_with_computed_literals_is_not_re_executed(pkg, source):
+def test_late_module_with_computed_literals_is_not_re_executed(pkg: Pkg, source: str) -> None:
     runs = pkg.counter()
     r = pkg.reloader()
     late = pkg.module("late", "from . import log\nlog.runs.append(__name__)\n" + source)

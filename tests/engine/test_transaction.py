@@ -8,7 +8,7 @@ import pytest
 
 import hotmod
 
-from ..support import edit
+from ..support import Pkg, edit, reload_error
 
 # Every transaction property holds whether only the changed statements run or the module.
 pytestmark = pytest.mark.usefixtures("both_strategies")
@@ -34,7 +34,7 @@ def g(:
 """
 
 
-def test_exception_in_module_code_aborts_and_keeps_old_version(pkg):
+def test_exception_in_module_code_aborts_and_keeps_old_version(pkg: Pkg) -> None:
     mod = pkg.module("mod", V1)
     r = pkg.reloader()
     held_f = mod.f
@@ -65,7 +65,7 @@ def test_exception_in_module_code_aborts_and_keeps_old_version(pkg):
     assert mod.__dict__ is namespace
 
 
-def test_names_added_before_the_raise_do_not_leak(pkg):
+def test_names_added_before_the_raise_do_not_leak(pkg: Pkg) -> None:
     mod = pkg.module("mod", V1)
     r = pkg.reloader()
     names_before = set(vars(mod))
@@ -84,14 +84,14 @@ def test_names_added_before_the_raise_do_not_leak(pkg):
     )
 
     assert result.status == "aborted"
-    assert result.error.lineno == 6
+    assert reload_error(result).lineno == 6
     assert set(vars(mod)) == names_before
     for name in ("NEW_CONSTANT", "new_function", "NewClass", "json"):
         assert not hasattr(mod, name)
     assert mod.f() == 1
 
 
-def test_syntax_error_aborts_with_real_filename_and_line(pkg):
+def test_syntax_error_aborts_with_real_filename_and_line(pkg: Pkg) -> None:
     mod = pkg.module("mod", V1)
     r = pkg.reloader()
     held_f = mod.f
@@ -113,7 +113,7 @@ def test_syntax_error_aborts_with_real_filename_and_line(pkg):
 
 
 @pytest.mark.parametrize("broken", [V2_RAISES, V2_SYNTAX], ids=["exec", "syntax"])
-def test_broken_content_is_reported_once_then_a_fix_applies(pkg, broken):
+def test_broken_content_is_reported_once_then_a_fix_applies(pkg: Pkg, broken: str) -> None:
     mod = pkg.module("mod", V1)
     r = pkg.reloader()
     held_f = mod.f
@@ -136,17 +136,17 @@ def test_broken_content_is_reported_once_then_a_fix_applies(pkg, broken):
     assert (mod.f(), mod.g()) == (3, 3)
 
 
-def test_a_different_broken_version_is_reported_again(pkg):
+def test_a_different_broken_version_is_reported_again(pkg: Pkg) -> None:
     pkg.module("mod", V1)
     r = pkg.reloader()
     path = pkg.path("mod")
     assert edit(r, path, V2_RAISES).status == "aborted"
     second = edit(r, path, V2_SYNTAX)
     assert second.status == "aborted"
-    assert isinstance(second.error.__cause__, SyntaxError)
+    assert isinstance(reload_error(second).__cause__, SyntaxError)
 
 
-def test_reverting_to_the_running_version_then_breaking_again_reports_again(pkg):
+def test_reverting_to_the_running_version_then_breaking_again_reports_again(pkg: Pkg) -> None:
     mod = pkg.module("mod", V1)
     r = pkg.reloader()
     path = pkg.path("mod")
@@ -157,7 +157,7 @@ def test_reverting_to_the_running_version_then_breaking_again_reports_again(pkg)
 
 
 @pytest.mark.parametrize("failing", ["a", "b"])
-def test_batch_is_all_or_nothing(pkg, failing):
+def test_batch_is_all_or_nothing(pkg: Pkg, failing: str) -> None:
     a = pkg.module("a", "def f(): return 1\n")
     b = pkg.module("b", "def f(): return 1\n")
     r = pkg.reloader()
@@ -170,9 +170,9 @@ def test_batch_is_all_or_nothing(pkg, failing):
     result = r.poll()
 
     assert result.status == "aborted"
-    assert result.error.module == pkg.qualname(failing)
-    assert result.error.path == pkg.path(failing)
-    assert result.error.lineno == 3
+    assert reload_error(result).module == pkg.qualname(failing)
+    assert reload_error(result).path == pkg.path(failing)
+    assert reload_error(result).lineno == 3
     assert set(result.modules) == {pkg.qualname("a"), pkg.qualname("b")}
     assert (a.f(), b.f()) == (1, 1)
     assert not hasattr(a, "A")
@@ -185,7 +185,7 @@ def test_batch_is_all_or_nothing(pkg, failing):
     assert (a.f(), b.f()) == (2, 2)
 
 
-def test_batch_with_a_syntax_error_runs_nothing(pkg):
+def test_batch_with_a_syntax_error_runs_nothing(pkg: Pkg) -> None:
     runs = pkg.counter()
     pkg.module("a", "from . import log\nlog.runs.append('a')\n")
     pkg.module("b", "def f(): return 1\n")
@@ -198,11 +198,11 @@ def test_batch_with_a_syntax_error_runs_nothing(pkg):
     result = r.poll()
 
     assert result.status == "aborted"
-    assert result.error.path == pkg.path("b")
+    assert reload_error(result).path == pkg.path("b")
     assert runs == []  # compile errors stop the batch before any module runs
 
 
-def test_batch_runs_in_import_order(pkg):
+def test_batch_runs_in_import_order(pkg: Pkg) -> None:
     # "a_user" sorts before "z_lib" but imports it: z_lib must run first.
     z = pkg.module("z_lib", "def value(): return 1\n")
     user = pkg.module("a_user", "from . import z_lib\nVALUE = z_lib.value()\n")
@@ -219,7 +219,7 @@ def test_batch_runs_in_import_order(pkg):
     assert user.VALUE == 20
 
 
-def test_state_idiom_keeps_data_and_plain_assignments_are_reset(pkg, both_strategies):
+def test_state_idiom_keeps_data_and_plain_assignments_are_reset(pkg: Pkg, both_strategies: str) -> None:
     source = """\
     try:
         CACHE
@@ -246,7 +246,7 @@ def test_state_idiom_keeps_data_and_plain_assignments_are_reset(pkg, both_strate
     assert mod.f() == 2
 
 
-def test_module_dict_is_never_replaced_or_cleared(pkg):
+def test_module_dict_is_never_replaced_or_cleared(pkg: Pkg) -> None:
     mod = pkg.module("mod", V1)
     r = pkg.reloader()
     namespace = mod.__dict__
@@ -261,7 +261,7 @@ def test_module_dict_is_never_replaced_or_cleared(pkg):
     assert mod.__name__ == pkg.qualname("mod")
 
 
-def test_removed_names_are_pruned_and_runtime_globals_stay(pkg):
+def test_removed_names_are_pruned_and_runtime_globals_stay(pkg: Pkg) -> None:
     mod = pkg.module(
         "mod",
         """\
@@ -302,7 +302,7 @@ def test_removed_names_are_pruned_and_runtime_globals_stay(pkg):
     assert held_old() == 1  # removed from the module, not destroyed
 
 
-def test_a_name_kept_by_a_later_version_is_not_pruned(pkg):
+def test_a_name_kept_by_a_later_version_is_not_pruned(pkg: Pkg) -> None:
     mod = pkg.module("mod", "X = 1\nY = 1\n")
     r = pkg.reloader()
     assert edit(r, pkg.path("mod"), "X = 2\n").status == "ok"
@@ -315,7 +315,7 @@ def test_a_name_kept_by_a_later_version_is_not_pruned(pkg):
     assert not hasattr(mod, "X")
 
 
-def test_star_import_disables_pruning(pkg):
+def test_star_import_disables_pruning(pkg: Pkg) -> None:
     mod = pkg.module("mod", "OLD = 1\n")
     r = pkg.reloader()
     result = edit(r, pkg.path("mod"), "from string import *\n")
@@ -339,11 +339,11 @@ def f():
 """
 
 
-def _s16_edit(r, pkg, v, extra=""):
+def _s16_edit(r: hotmod.Reloader, pkg: Pkg, v: int, extra: str = "") -> hotmod.ReloadResult:
     return edit(r, pkg.path("mod"), S16_SOURCE.format(v=v, extra=extra))
 
 
-def test_first_reload_prunes_and_keeps_state_like_later_ones(pkg):
+def test_first_reload_prunes_and_keeps_state_like_later_ones(pkg: Pkg) -> None:
     mod = pkg.module("mod", S16_SOURCE.format(v=1, extra="def gone1(): pass\ndef gone2(): pass"))
     r = pkg.reloader()
     store = mod.STORE
@@ -366,7 +366,7 @@ def test_first_reload_prunes_and_keeps_state_like_later_ones(pkg):
     assert mod.f() == 3
 
 
-def test_first_reload_of_a_module_imported_after_the_reloader(pkg):
+def test_first_reload_of_a_module_imported_after_the_reloader(pkg: Pkg) -> None:
     r = pkg.reloader()
     mod = pkg.module("late", "def f(): return 1\ndef gone(): pass\n")
     r.poll()  # the reloader catches up with sys.modules here
@@ -380,7 +380,7 @@ def test_first_reload_of_a_module_imported_after_the_reloader(pkg):
     assert mod.f() == 2
 
 
-def test_first_reload_after_an_aborted_one_still_prunes_against_the_import(pkg):
+def test_first_reload_after_an_aborted_one_still_prunes_against_the_import(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\ndef gone(): pass\n")
     r = pkg.reloader()
     assert edit(r, pkg.path("mod"), "def f(): return 2\nraise KeyError\n").status == "aborted"
@@ -390,7 +390,7 @@ def test_first_reload_after_an_aborted_one_still_prunes_against_the_import(pkg):
     assert not hasattr(mod, "gone")
 
 
-def test_package_init_reloads(pkg):
+def test_package_init_reloads(pkg: Pkg) -> None:
     init = pkg.dir / "__init__.py"
     package = importlib.import_module(pkg.name)
     r = pkg.reloader()

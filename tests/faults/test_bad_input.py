@@ -16,7 +16,7 @@ import pytest
 import hotmod
 import hotmod._source
 
-from ..support import edit, reload_error, write
+from ..support import Pkg, edit, reload_error, write
 from ..support.faults import GOOD, V1, assert_good_edit_applied, assert_old_version_runs
 from .table import SAVES, Fault
 
@@ -24,7 +24,7 @@ Setup = tuple[Any, hotmod.Reloader, Path, Callable[[], object]]
 
 
 @pytest.fixture
-def setup(pkg):
+def setup(pkg: Pkg) -> Setup:
     """v1 imported, a manual reloader that reports at once (no settle wait), a held ``f``."""
     mod = pkg.module("mod", V1)
     r = pkg.reloader(debounce=0)
@@ -53,7 +53,7 @@ def test_a_bad_save_is_refused(setup: Setup, row: Fault) -> None:
     assert_good_edit_applies(r, mod, path, held_f)
 
 
-def test_system_exit_in_module_code_is_aborted(setup):
+def test_system_exit_in_module_code_is_aborted(setup: Setup) -> None:
     mod, r, path, held_f = setup
     try:
         result = edit(r, path, "def f(): return 2\nNEW = 1\nraise SystemExit(3)\n")
@@ -66,21 +66,21 @@ def test_system_exit_in_module_code_is_aborted(setup):
     assert_good_edit_applies(r, mod, path, held_f)
 
 
-def test_declared_latin1_encoding_is_honoured(setup):
+def test_declared_latin1_encoding_is_honoured(setup: Setup) -> None:
     mod, r, path, _ = setup
     result = edit(r, path, b"# -*- coding: latin-1 -*-\ndef f(): return 'caf\xe9'\nX = 2\n")
     assert result.status == "ok"
     assert mod.f() == "caf\u00e9"
 
 
-def test_utf8_bom_is_accepted(setup):
+def test_utf8_bom_is_accepted(setup: Setup) -> None:
     mod, r, path, _ = setup
     result = edit(r, path, b"\xef\xbb\xbfdef f(): return 'bom'\nX = 2\n")
     assert result.status == "ok"
     assert mod.f() == "bom"
 
 
-def test_empty_file_is_applied_as_an_empty_module(setup):
+def test_empty_file_is_applied_as_an_empty_module(setup: Setup) -> None:
     """Without a settle time an empty file is believed at once: its names are pruned."""
     mod, r, path, held_f = setup
     result = edit(r, path, "")
@@ -92,7 +92,7 @@ def test_empty_file_is_applied_as_an_empty_module(setup):
     assert_good_edit_applies(r, mod, path, held_f)
 
 
-def test_deleted_file(setup):
+def test_deleted_file(setup: Setup) -> None:
     mod, r, path, held_f = setup
     path.unlink()
     r.notify(path)
@@ -104,9 +104,9 @@ def test_deleted_file(setup):
     assert result.paths == (path,)
     assert isinstance(result.error, hotmod.ReloadError)
     assert "deleted" in str(result.error)
-    assert result.error.path == path
-    assert result.error.module == mod.__name__
-    assert isinstance(result.error.__cause__, FileNotFoundError)
+    assert reload_error(result).path == path
+    assert reload_error(result).module == mod.__name__
+    assert isinstance(reload_error(result).__cause__, FileNotFoundError)
     assert_old_version_runs(mod, held_f)
     # Reported once.
     r.notify(path)
@@ -115,7 +115,7 @@ def test_deleted_file(setup):
     assert_good_edit_applies(r, mod, path, held_f)
 
 
-def test_deleted_file_restored_unchanged_is_a_noop(setup):
+def test_deleted_file_restored_unchanged_is_a_noop(setup: Setup) -> None:
     mod, r, path, held_f = setup
     path.unlink()
     r.notify(path)
@@ -126,7 +126,7 @@ def test_deleted_file_restored_unchanged_is_a_noop(setup):
     assert_good_edit_applies(r, mod, path, held_f)
 
 
-def test_file_replaced_by_a_directory(setup):
+def test_file_replaced_by_a_directory(setup: Setup) -> None:
     mod, r, path, held_f = setup
     path.unlink()
     path.mkdir()
@@ -136,14 +136,14 @@ def test_file_replaced_by_a_directory(setup):
 
     assert result.status == "failed"
     assert "no longer a file" in str(result.error)
-    assert isinstance(result.error.__cause__, OSError)
+    assert isinstance(reload_error(result).__cause__, OSError)
     assert_old_version_runs(mod, held_f)
 
     path.rmdir()
     assert_good_edit_applies(r, mod, path, held_f)
 
 
-def test_file_replaced_by_a_directory_polling(pkg):
+def test_file_replaced_by_a_directory_polling(pkg: Pkg) -> None:
     mod = pkg.module("mod", V1)
     r = pkg.reloader(backend="polling", debounce=0)
     path = pkg.path("mod")
@@ -159,7 +159,7 @@ def test_file_replaced_by_a_directory_polling(pkg):
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file_chmod(setup):
+def test_unreadable_file_chmod(setup: Setup) -> None:
     mod, r, path, held_f = setup
     path.chmod(0)
     try:
@@ -167,18 +167,19 @@ def test_unreadable_file_chmod(setup):
         result = r.poll()
         assert result.status == "failed"
         assert "permission denied" in str(result.error)
-        assert isinstance(result.error.__cause__, PermissionError)
+        assert isinstance(reload_error(result).__cause__, PermissionError)
         assert_old_version_runs(mod, held_f)
     finally:
         path.chmod(0o644)
     assert_good_edit_applies(r, mod, path, held_f)
 
 
-def test_unreadable_file_permission_error(setup, monkeypatch):
+def test_unreadable_file_permission_error(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
     mod, r, path, held_f = setup
     real_open = builtins.open
 
-    def refusing_open(file, *args, **kwargs):
+    def refusing_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+
         if Path(file) == path:
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
@@ -191,8 +192,8 @@ def test_unreadable_file_permission_error(setup, monkeypatch):
 
     assert result.status == "failed"
     assert "permission denied" in str(result.error)
-    assert result.error.path == path
-    assert isinstance(result.error.__cause__, PermissionError)
+    assert reload_error(result).path == path
+    assert isinstance(reload_error(result).__cause__, PermissionError)
     assert_old_version_runs(mod, held_f)
     r.notify(path)
     assert r.poll().status == "noop"  # reported once
@@ -204,7 +205,7 @@ def test_unreadable_file_permission_error(setup, monkeypatch):
     assert mod.f() == "good"
 
 
-def test_a_broken_file_blocks_its_batch_not_later_fixes(pkg):
+def test_a_broken_file_blocks_its_batch_not_later_fixes(pkg: Pkg) -> None:
     a = pkg.module("a", "def f(): return 1\n")
     b = pkg.module("b", "def f(): return 1\n")
     r = pkg.reloader(debounce=0)
@@ -215,7 +216,7 @@ def test_a_broken_file_blocks_its_batch_not_later_fixes(pkg):
     result = r.poll()
 
     assert result.status == "failed"
-    assert result.error.path == pkg.path("b")
+    assert reload_error(result).path == pkg.path("b")
     assert a.f() == 1  # nothing of the batch applied
 
     write(pkg.path("b"), "def f(): return 2\n")

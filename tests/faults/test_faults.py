@@ -18,15 +18,32 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import pytest
 
 import hotmod
 import hotmod._apply_thread
 import hotmod._source
+from hotmod._watch.watchdog_backend import WatchdogWatcher
 
-from ..support import EVENT_TIMEOUT, Pkg, Results, bump_mtime, edit, hotmod_threads, write, write_replace
+from ..support import (
+    EVENT_TIMEOUT,
+    Pkg,
+    Results,
+    bump_mtime,
+    edit,
+    hotmod_threads,
+    reload_error,
+    write,
+    write_replace,
+)
 from ..support.faults import GOOD, V1, assert_good_edit_applied, assert_old_version_runs
+
+T = TypeVar("T")
+# What the ``slow`` fixture gives: the reloader, the gate module, the module, a reference
+# to its ``f`` taken before, and the recorded results.
+Slow = tuple[hotmod.Reloader, Any, Any, Callable[[], object], Results]
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify semantics")
 
@@ -85,36 +102,36 @@ def ok(result: hotmod.ReloadResult) -> bool:
     return result.status == "ok"
 
 
-class Call(threading.Thread):
+class Call(threading.Thread, Generic[T]):
     """``fn()`` on a thread of its own; ``done`` is set once it returned or raised."""
 
-    def __init__(self, fn: Callable[[], object]) -> None:
+    def __init__(self, fn: Callable[[], T]) -> None:
         super().__init__(daemon=True, name="test-call")
         self.fn = fn
         self.done = threading.Event()
-        self.value: object = None
+        self.value: list[T] = []  # the value, once returned
         self.error: BaseException | None = None
         self.start()
 
     def run(self) -> None:
         try:
-            self.value = self.fn()
+            self.value.append(self.fn())
         except BaseException as exc:
             self.error = exc
         finally:
             self.done.set()
 
-    def returned(self) -> object:
+    def returned(self) -> T:
         assert self.done.wait(EVENT_TIMEOUT), f"{self.fn!r} did not return"
         if self.error is not None:
             raise self.error
-        return self.value
+        return self.value[0]
 
 
 # -- a file deleted between detection and reading -----------------------------------------
 
 
-def test_deleted_after_its_edit_was_queued(pkg):
+def test_deleted_after_its_edit_was_queued(pkg: Pkg) -> None:
     mod = pkg.module("mod", V1)
     other = pkg.module("other", "def f(): return 1\n")
     held_f = mod.f
@@ -136,8 +153,8 @@ def test_deleted_after_its_edit_was_queued(pkg):
     assert result.status == "failed"
     assert isinstance(result.error, hotmod.ReloadError)
     assert "was deleted" in str(result.error)
-    assert (result.error.path, result.error.module) == (path, mod.__name__)
-    assert isinstance(result.error.__cause__, FileNotFoundError)
+    assert (reload_error(result).path, reload_error(result).module) == (path, mod.__name__)
+    assert isinstance(reload_error(result).__cause__, FileNotFoundError)
     assert_old_version_runs(mod, held_f)
     r.notify(path)
     assert r.poll().status == "noop"  # reported once
@@ -150,14 +167,14 @@ def test_deleted_after_its_edit_was_queued(pkg):
     assert_good_edit_applied(edit(r, path, GOOD), mod, held_f)
 
 
-def test_deleted_between_the_scan_and_the_read_polling(pkg, monkeypatch):
+def test_deleted_between_the_scan_and_the_read_polling(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> None:
     mod = pkg.module("mod", V1)
     held_f = mod.f
     r = pkg.reloader(backend="polling")
     path = pkg.path("mod")
     real_open = builtins.open
 
-    def open_after_the_file_vanished(file, *args, **kwargs):
+    def open_after_the_file_vanished(file: Any, *args: Any, **kwargs: Any) -> Any:
         if Path(file) == path and path.exists():
             path.unlink()  # the scan saw the edit; the file goes before it is opened
         return real_open(file, *args, **kwargs)
@@ -176,8 +193,8 @@ def test_deleted_between_the_scan_and_the_read_polling(pkg, monkeypatch):
 
     assert result.status == "failed"
     assert "was deleted" in str(result.error)
-    assert result.error.path == path
-    assert isinstance(result.error.__cause__, FileNotFoundError)
+    assert reload_error(result).path == path
+    assert isinstance(reload_error(result).__cause__, FileNotFoundError)
     assert_old_version_runs(mod, held_f)
     assert r.poll().status == "noop"
 
@@ -186,7 +203,7 @@ def test_deleted_between_the_scan_and_the_read_polling(pkg, monkeypatch):
     assert_good_edit_applied(r.poll(), mod, held_f)
 
 
-def test_files_deleted_together_are_reported_once(pkg):
+def test_files_deleted_together_are_reported_once(pkg: Pkg) -> None:
     mod = pkg.module("mod", V1)
     pkg.module("mod2", V1)
     held_f = mod.f
@@ -214,7 +231,7 @@ def test_files_deleted_together_are_reported_once(pkg):
 
 @pytest.mark.parametrize("replacement", ["sub", "sub.py"])
 @pytest.mark.parametrize("backend", ["manual", "polling"])
-def test_subpackage_folder_replaced_by_a_file_and_back(pkg, backend, replacement):
+def test_subpackage_folder_replaced_by_a_file_and_back(pkg: Pkg, backend: str, replacement: str) -> None:
     pkg.subpackage("sub")
     mod = pkg.module("sub.mod", V1)
     held_f = mod.f
@@ -228,8 +245,8 @@ def test_subpackage_folder_replaced_by_a_file_and_back(pkg, backend, replacement
 
     assert result.status == "failed"
     assert "was deleted" in str(result.error)
-    assert result.error.path in tracked
-    assert isinstance(result.error.__cause__, (FileNotFoundError, NotADirectoryError))
+    assert reload_error(result).path in tracked
+    assert isinstance(reload_error(result).__cause__, (FileNotFoundError, NotADirectoryError))
     assert_old_version_runs(mod, held_f)
     assert driver.seen(*tracked).status == "noop"  # reported once
 
@@ -242,13 +259,17 @@ def test_subpackage_folder_replaced_by_a_file_and_back(pkg, backend, replacement
 
 @pytest.mark.watchdog
 @linux_only
-def test_subpackage_folder_replaced_by_a_file_and_back_watchdog(pkg, caplog):
+def test_subpackage_folder_replaced_by_a_file_and_back_watchdog(
+    pkg: Pkg, caplog: pytest.LogCaptureFixture
+) -> None:
     pkg.subpackage("sub")
     mod = pkg.module("sub.mod", V1)
     held_f = mod.f
     driver = Driver(pkg, "watchdog")
     folder = pkg.dir / "sub"
     watcher = driver.r._watcher
+    assert isinstance(watcher, WatchdogWatcher)
+    assert watcher._observer is not None
     ended = [e for e in watcher._observer.emitters if Path(e.watch.path) == folder]
     shutil.rmtree(folder)
     write(pkg.dir / "sub", "X = 'a file where the folder was'\n")
@@ -282,7 +303,7 @@ def test_subpackage_folder_replaced_by_a_file_and_back_watchdog(pkg, caplog):
 # -- the watched folder itself disappearing -------------------------------------------------
 
 
-def test_watched_folder_briefly_gone_polling(pkg, tmp_path):
+def test_watched_folder_briefly_gone_polling(pkg: Pkg, tmp_path: Path) -> None:
     mod = pkg.module("mod", V1)
     held_f = mod.f
     r = pkg.reloader(backend="polling")  # the default settle time
@@ -304,7 +325,7 @@ def test_watched_folder_briefly_gone_polling(pkg, tmp_path):
 
 @pytest.mark.watchdog
 @linux_only
-def test_watched_folder_deleted_then_made_again_watchdog(pkg, caplog):
+def test_watched_folder_deleted_then_made_again_watchdog(pkg: Pkg, caplog: pytest.LogCaptureFixture) -> None:
     # A folder holding one module (a namespace package): one deletion, one report.
     root = pkg.dir / "ns"
     root.mkdir()
@@ -313,7 +334,11 @@ def test_watched_folder_deleted_then_made_again_watchdog(pkg, caplog):
     driver = Driver(pkg, "watchdog", paths=root)
     r = driver.r
     assert set(r.modules.values()) == {mod.__name__}
-    emitters = list(r._watcher._observer.emitters)
+    watcher = r._watcher
+    assert isinstance(watcher, WatchdogWatcher)
+    assert watcher._observer is not None
+    emitters = list(watcher._observer.emitters)
+
     shutil.rmtree(root)
 
     result = driver.seen(until=failed)
@@ -343,7 +368,9 @@ def test_watched_folder_deleted_then_made_again_watchdog(pkg, caplog):
 
 @pytest.mark.watchdog
 @linux_only
-def test_watched_folder_renamed_away_and_replaced_watchdog(pkg, tmp_path, caplog):
+def test_watched_folder_renamed_away_and_replaced_watchdog(
+    pkg: Pkg, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     mod = pkg.module("mod", V1)
     held_f = mod.f
     driver = Driver(pkg, "watchdog")
@@ -369,7 +396,7 @@ def test_watched_folder_renamed_away_and_replaced_watchdog(pkg, tmp_path, caplog
 
 
 @pytest.mark.parametrize("backend", ["polling", pytest.param("watchdog", marks=pytest.mark.watchdog)])
-def test_symlink_loops_in_a_watched_folder_are_ignored(pkg, backend):
+def test_symlink_loops_in_a_watched_folder_are_ignored(pkg: Pkg, backend: str) -> None:
     mod = pkg.module("mod", V1)
     held_f = mod.f
     driver = Driver(pkg, backend)
@@ -405,7 +432,9 @@ def test_symlink_loops_in_a_watched_folder_are_ignored(pkg, backend):
 @pytest.mark.parametrize(
     "backend", ["manual", "polling", pytest.param("watchdog", marks=pytest.mark.watchdog)]
 )
-def test_module_file_replaced_by_a_symlink_loop_or_a_dangling_symlink(pkg, backend, link, message, errno_):
+def test_module_file_replaced_by_a_symlink_loop_or_a_dangling_symlink(
+    pkg: Pkg, backend: str, link: str, message: str, errno_: int
+) -> None:
     mod = pkg.module("mod", V1)
     other = pkg.module("other", "def f(): return 1\n")
     held_f = mod.f
@@ -417,8 +446,10 @@ def test_module_file_replaced_by_a_symlink_loop_or_a_dangling_symlink(pkg, backe
 
     assert result.status == "failed"
     assert message in str(result.error)
-    assert result.error.path == path
-    assert result.error.__cause__.errno == errno_
+    assert reload_error(result).path == path
+    cause = reload_error(result).__cause__
+    assert isinstance(cause, OSError)
+    assert cause.errno == errno_
     assert_old_version_runs(mod, held_f)
     if backend != "watchdog":
         assert driver.seen(path).status == "noop"  # reported once
@@ -446,7 +477,7 @@ def big_source(value: object) -> str:
     )
 
 
-def test_a_10_mb_module(pkg, monkeypatch):
+def test_a_10_mb_module(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> None:
     source = big_source(1)
     assert len(source) > 10_000_000
     big = pkg.module("big", source)
@@ -465,7 +496,7 @@ def test_a_10_mb_module(pkg, monkeypatch):
     opened: list[Path] = []
     real_open = builtins.open
 
-    def counting_open(file, *args, **kwargs):
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
         opened.append(Path(file))
         return real_open(file, *args, **kwargs)
 
@@ -481,9 +512,9 @@ def test_a_10_mb_module(pkg, monkeypatch):
     broken = big_source(3).replace("def g500(x):", "def g500(x)", 1)
     result = edit(r, pkg.path("big"), broken)
     assert result.status == "aborted"
-    assert result.error.path == pkg.path("big")
-    assert result.error.lineno == broken[: broken.index("def g500(x)")].count("\n") + 1
-    assert isinstance(result.error.__cause__, SyntaxError)
+    assert reload_error(result).path == pkg.path("big")
+    assert reload_error(result).lineno == broken[: broken.index("def g500(x)")].count("\n") + 1
+    assert isinstance(reload_error(result).__cause__, SyntaxError)
     assert held_big() == 2  # the old version is intact
     assert held_g(1) == 8
 
@@ -512,7 +543,7 @@ X = 2
 
 
 @pytest.fixture
-def slow(pkg):
+def slow(pkg: Pkg) -> Slow:
     """A background reloader running a version of ``mod`` that blocks until released."""
     gate = pkg.module("gate", GATE)
     mod = pkg.module("mod", V1)
@@ -526,7 +557,7 @@ def slow(pkg):
     return r, gate, mod, held_f, results
 
 
-def test_slow_module_code_other_threads_wait_for_the_commit(pkg, slow):
+def test_slow_module_code_other_threads_wait_for_the_commit(pkg: Pkg, slow: Slow) -> None:
     r, gate, mod, held_f, results = slow
     assert_old_version_runs(mod, held_f)  # from this thread, while the new code runs
 
@@ -550,7 +581,7 @@ def test_slow_module_code_other_threads_wait_for_the_commit(pkg, slow):
     assert held_f() == "good"
 
 
-def test_stop_during_slow_module_code(pkg, slow):
+def test_stop_during_slow_module_code(pkg: Pkg, slow: Slow) -> None:
     r, gate, mod, held_f, results = slow
 
     stopping = Call(r.stop)
@@ -565,7 +596,7 @@ def test_stop_during_slow_module_code(pkg, slow):
     assert_good_edit_applied(edit(r, pkg.path("mod"), GOOD), mod, held_f)
 
 
-def test_close_during_slow_module_code(pkg, slow):
+def test_close_during_slow_module_code(pkg: Pkg, slow: Slow) -> None:
     r, gate, mod, held_f, _ = slow
 
     closing = Call(r.close)
@@ -584,7 +615,9 @@ def test_close_during_slow_module_code(pkg, slow):
 # -- listeners and hooks that block or exit ---------------------------------------------------
 
 
-def test_a_blocking_listener_holds_only_the_reloaders_thread(pkg, monkeypatch, caplog):
+def test_a_blocking_listener_holds_only_the_reloaders_thread(
+    pkg: Pkg, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(hotmod._apply_thread, "STOP_TIMEOUT", 0.2)
     mod = pkg.module("mod", V1)
     held_f = mod.f
@@ -629,7 +662,9 @@ def test_a_blocking_listener_holds_only_the_reloaders_thread(pkg, monkeypatch, c
     assert hotmod_threads() == ["hotmod-reloader"]
 
 
-def test_a_listener_raising_system_exit_does_not_end_the_reloaders_thread(pkg, caplog):
+def test_a_listener_raising_system_exit_does_not_end_the_reloaders_thread(
+    pkg: Pkg, caplog: pytest.LogCaptureFixture
+) -> None:
     mod = pkg.module("mod", V1)
     held_f = mod.f
     r = pkg.reloader(apply="background")
@@ -670,7 +705,7 @@ X = V
 """
 
 
-def test_a_blocking_dispose_hook_keeps_the_old_version_serving(pkg):
+def test_a_blocking_dispose_hook_keeps_the_old_version_serving(pkg: Pkg) -> None:
     gate = pkg.module("gate", GATE)
     mod = pkg.module("mod", HOOKED.format(v=1))
     held_f = mod.f
@@ -712,7 +747,9 @@ X = {x}
 """
 
 
-def test_a_hook_raising_system_exit_is_reported_and_the_reload_commits(pkg, caplog):
+def test_a_hook_raising_system_exit_is_reported_and_the_reload_commits(
+    pkg: Pkg, caplog: pytest.LogCaptureFixture
+) -> None:
     mod = pkg.module("mod", EXITING_HOOKS.format(v=1, x=1))
     held_f = mod.f
     r = pkg.reloader()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ import hotmod.adapters
 from ..support import Pkg, edit
 
 
-def _load(pkg: Pkg, name: str, source: str) -> ModuleType:
+def _load(pkg: Pkg, name: str, source: str) -> Any:
     return pkg.module(name, textwrap.dedent(source))
 
 

@@ -14,26 +14,33 @@ import pytest
 from ..support import Pkg, write_replace
 
 pytest.importorskip("IPython")
-from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 
 
 @pytest.fixture
-def shell(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def shell(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
     monkeypatch.chdir(pkg.root)
     ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext hotmod")
-    ip.run_cell("%hotmod backend polling")
+    run_cell(ip, "%load_ext hotmod")
+    run_cell(ip, "%hotmod backend polling")
     try:
         yield ip
     finally:
-        ip.run_cell("%unload_ext hotmod")
+        run_cell(ip, "%unload_ext hotmod")
         for name in [n for n in ip.user_ns if n in ("m", "X", "f", "Thing", "thing", "value")]:
             del ip.user_ns[name]
 
 
-def cell(ip: Any, source: str) -> Any:
+def run_cell(ip: InteractiveShell, source: str) -> ExecutionResult:
+    """``ip.run_cell(source)``, typed: IPython leaves it unannotated."""
+    result: ExecutionResult = ip.run_cell(source)  # type: ignore[no-untyped-call]
+
+    return result
+
+
+def cell(ip: InteractiveShell, source: str) -> Any:
     """Run a cell; its result value (an error in the cell fails the test)."""
-    result = ip.run_cell(source)
+    result = run_cell(ip, source)
     assert result.error_before_exec is None
     assert result.error_in_exec is None, result.error_in_exec
     return result.result
@@ -160,11 +167,11 @@ def test_status_reload_and_paths_magics(shell: Any, pkg: Pkg, capsys: pytest.Cap
 def test_unloading_the_extension_stops_reloading(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(pkg.root)
     ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext hotmod")
-    ip.run_cell("%hotmod backend polling")
+    run_cell(ip, "%load_ext hotmod")
+    run_cell(ip, "%hotmod backend polling")
     pkg.write("m", "def f():\n    return 1\n")
     cell(ip, f"import {pkg.qualname('m')} as m")
-    ip.run_cell("%unload_ext hotmod")
+    run_cell(ip, "%unload_ext hotmod")
     save(pkg, "m", "def f():\n    return 2\n")
     try:
         assert cell(ip, "m.f()") == 1
@@ -180,7 +187,7 @@ def test_with_kernel_events_a_cell_right_after_each_save_runs_it(
     monkeypatch.chdir(pkg.root)
     pkg.write("m", "def f():\n    return 0\n")
     ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext hotmod")
+    run_cell(ip, "%load_ext hotmod")
     try:
         cell(ip, f"import {pkg.qualname('m')} as m")
         for n in range(1, 21):
@@ -192,7 +199,7 @@ def test_with_kernel_events_a_cell_right_after_each_save_runs_it(
                 save(pkg, "m", text)
             assert cell(ip, "m.f()") == n
     finally:
-        ip.run_cell("%unload_ext hotmod")
+        run_cell(ip, "%unload_ext hotmod")
         ip.user_ns.pop("m", None)
 
 
@@ -213,7 +220,7 @@ def test_a_notebook_beside_its_code_tracks_the_code_on_sys_path(
     monkeypatch.chdir(notebooks)
     monkeypatch.syspath_prepend(str(src))
     ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext hotmod")
+    run_cell(ip, "%load_ext hotmod")
     try:
         cell(ip, f"from {name}.core import f")
         assert cell(ip, "f()") == 1
@@ -223,7 +230,7 @@ def test_a_notebook_beside_its_code_tracks_the_code_on_sys_path(
         status = capsys.readouterr().out
         assert f"{name}.core" in status, status
     finally:
-        ip.run_cell("%unload_ext hotmod")
+        run_cell(ip, "%unload_ext hotmod")
         ip.user_ns.pop("f", None)
         for key in [k for k in sys.modules if k.startswith(name)]:
             del sys.modules[key]
@@ -235,9 +242,9 @@ def test_hotmod_0_leaves_the_shell_alone(
     monkeypatch.setenv("HOTMOD", "0")
     ip = InteractiveShell.instance()
     before = len(ip.events.callbacks["pre_run_cell"])
-    ip.run_cell("%load_ext hotmod")
+    run_cell(ip, "%load_ext hotmod")
     try:
         assert len(ip.events.callbacks["pre_run_cell"]) == before
         assert "HOTMOD=0" in capsys.readouterr().err
     finally:
-        ip.run_cell("%unload_ext hotmod")
+        run_cell(ip, "%unload_ext hotmod")

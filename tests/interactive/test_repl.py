@@ -152,6 +152,7 @@ def test_disable_restores_the_prompt_and_stops_reloading(
     module = pkg.module("m", "def f():\n    return 1\n")
     namespace: dict[str, object] = {"f": module.f}
     reloader = hotmod.repl.enable(pkg.dir, backend="manual", namespace=namespace)
+    assert reloader is not None
     try:
         assert hotmod.repl.enabled()
         assert str(sys.ps1) == (str(before) if had_ps1 else ">>> ")

@@ -26,12 +26,13 @@ from typing import Any
 
 import pytest
 
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
+import distributed
 
-import hotmod.dask  # noqa: E402
-from hotmod import _dask_worker  # noqa: E402
+import hotmod.dask
+from hotmod import _dask_worker
 
-from ..support import write_replace  # noqa: E402
+from ..support import Pkg, reload_error, write_replace
 
 WAIT = 30.0  # seconds any one wait on the cluster may take before the test fails
 
@@ -77,7 +78,7 @@ def remove_beside(module: str, name: str) -> None:
     os.remove(Path(str(importlib.import_module(module).__file__)).parent / name)
 
 
-class OnPath(distributed.WorkerPlugin):  # type: ignore[misc]
+class OnPath(distributed.WorkerPlugin):
     """Workers import from ``folder`` (shared disk), or from a private copy of it."""
 
     def __init__(self, folder: str, *, private: bool) -> None:
@@ -98,6 +99,12 @@ class OnPath(distributed.WorkerPlugin):  # type: ignore[misc]
         if self.entry in sys.path:
             sys.path.remove(self.entry)
 
+
+# What the fixtures give: a project maker, a way to put a folder on the workers' path,
+# and a way to register a ReloadPlugin over a folder.
+Project = Callable[[str], tuple[str, Path]]
+OnPathFixture = Callable[[Path, bool], None]
+PluginFixture = Callable[[Path], "Heard"]
 
 # -- fixtures ---------------------------------------------------------------------------------------
 
@@ -178,17 +185,19 @@ class Heard:
     """Combined results, with an event per wanted status."""
 
     def __init__(self) -> None:
-        self.results: list[hotmod.dask.ClusterResult] = []
+        self.results: list[hotmod.ReloadResult] = []
         self.event = threading.Event()
 
-    def __call__(self, result: hotmod.dask.ClusterResult) -> None:
+    def __call__(self, result: hotmod.ReloadResult) -> None:
         self.results.append(result)
         self.event.set()
 
     def next(self) -> hotmod.dask.ClusterResult:
         assert self.event.wait(WAIT), "no result from the cluster"
         self.event.clear()
-        return self.results[-1]
+        result = self.results[-1]
+        assert isinstance(result, hotmod.dask.ClusterResult), result  # what Sync and subscribe give
+        return result
 
 
 @pytest.fixture
@@ -212,7 +221,9 @@ def plugin(client: Any) -> Iterator[Callable[[Path], Heard]]:
 # -- workers sharing the client's disk --------------------------------------------------------------
 
 
-def test_plugin_edit_applied_on_every_worker(client, project, on_path, plugin):
+def test_plugin_edit_applied_on_every_worker(
+    client: Any, project: Project, on_path: OnPathFixture, plugin: PluginFixture
+) -> None:
     name, package = project("def value():\n    return 1\n")
     on_path(package.parent, False)
     heard = plugin(package)
@@ -234,7 +245,9 @@ def test_plugin_edit_applied_on_every_worker(client, project, on_path, plugin):
     assert on_each(client, where, f"{name}.mod") == before
 
 
-def test_plugin_task_running_across_the_save_runs_one_version(client, project, on_path, plugin):
+def test_plugin_task_running_across_the_save_runs_one_version(
+    client: Any, project: Project, on_path: OnPathFixture, plugin: PluginFixture
+) -> None:
     name, package = project(
         """
         def first():
@@ -267,7 +280,9 @@ def test_plugin_task_running_across_the_save_runs_one_version(client, project, o
     assert again.result(timeout=WAIT) == ("new", "new")
 
 
-def test_plugin_seceded_task_does_not_hold_the_save(client, project, on_path, plugin):
+def test_plugin_seceded_task_does_not_hold_the_save(
+    client: Any, project: Project, on_path: OnPathFixture, plugin: PluginFixture
+) -> None:
     name, package = project("def value():\n    return 1\n")
     on_path(package.parent, False)
     heard = plugin(package)
@@ -287,7 +302,9 @@ def test_plugin_seceded_task_does_not_hold_the_save(client, project, on_path, pl
     assert task.result(timeout=WAIT) == 1
 
 
-def test_plugin_broken_save_refused_on_every_worker(client, project, on_path, plugin):
+def test_plugin_broken_save_refused_on_every_worker(
+    client: Any, project: Project, on_path: OnPathFixture, plugin: PluginFixture
+) -> None:
     name, package = project("def value():\n    return 1\n")
     on_path(package.parent, False)
     heard = plugin(package)
@@ -300,7 +317,7 @@ def test_plugin_broken_save_refused_on_every_worker(client, project, on_path, pl
     assert sorted(result.workers) == workers(client)
     assert all(r.status == "aborted" for r in result.workers.values())
     assert result.error is not None
-    assert result.error.lineno == 4
+    assert reload_error(result).lineno == 4
     assert "SyntaxError" in str(result.error)
     assert on_each(client, call, f"{name}.mod") == dict.fromkeys(workers(client), 1)
 
@@ -308,7 +325,9 @@ def test_plugin_broken_save_refused_on_every_worker(client, project, on_path, pl
 # -- workers with a copy of their own -----------------------------------------------------------------
 
 
-def test_sync_applies_each_save_to_private_copies(client, project, on_path):
+def test_sync_applies_each_save_to_private_copies(
+    client: Any, project: Project, on_path: OnPathFixture
+) -> None:
     name, package = project("def value():\n    return 1\n")
     on_path(package.parent, True)
     placed = on_each(client, where, f"{name}.mod")
@@ -331,7 +350,9 @@ def test_sync_applies_each_save_to_private_copies(client, project, on_path):
         assert all(Path(path).read_text() == "def value():\n    return 1\n" for _, path in placed.values())
 
 
-def test_sync_task_running_across_the_save_runs_one_version(client, project, on_path):
+def test_sync_task_running_across_the_save_runs_one_version(
+    client: Any, project: Project, on_path: OnPathFixture
+) -> None:
     name, package = project("def first():\n    return 'old'\n\ndef second():\n    return 'old'\n")
     on_path(package.parent, True)
     on_each(client, call, f"{name}.mod", "first")
@@ -360,7 +381,9 @@ def test_sync_task_running_across_the_save_runs_one_version(client, project, on_
         assert again.result(timeout=WAIT) == ("new", "new")
 
 
-def test_sync_broken_save_never_leaves_the_client(client, project, on_path):
+def test_sync_broken_save_never_leaves_the_client(
+    client: Any, project: Project, on_path: OnPathFixture
+) -> None:
     name, package = project("def value():\n    return 1\n")
     on_path(package.parent, True)
     on_each(client, call, f"{name}.mod")
@@ -374,7 +397,7 @@ def test_sync_broken_save_never_leaves_the_client(client, project, on_path):
     assert result.workers == {}
     assert "on the client, nothing shipped" in result.summary()
     assert result.error is not None
-    assert (result.error.module, result.error.path, result.error.lineno) == (
+    assert (reload_error(result).module, reload_error(result).path, reload_error(result).lineno) == (
         f"{name}.mod",
         package / "mod.py",
         2,
@@ -382,7 +405,9 @@ def test_sync_broken_save_never_leaves_the_client(client, project, on_path):
     assert on_each(client, call, f"{name}.mod") == dict.fromkeys(workers(client), 1)
 
 
-def test_sync_one_worker_failing_rolls_back_the_others(client, project, on_path):
+def test_sync_one_worker_failing_rolls_back_the_others(
+    client: Any, project: Project, on_path: OnPathFixture
+) -> None:
     name, package = project("def value():\n    return 1\n")
     (package / "data.txt").write_text("2")
     on_path(package.parent, True)
@@ -415,9 +440,11 @@ def test_sync_one_worker_failing_rolls_back_the_others(client, project, on_path)
         assert result.error is not None
         assert str(result.error).startswith(f"{failing}: ")
         assert "FileNotFoundError" in str(result.error)
-        assert result.error.lineno == 5
-        assert result.error.path is not None
-        assert result.error.path.name == "mod.py"
+        assert reload_error(result).lineno == 5
+        error_path = reload_error(result).path
+        assert error_path is not None
+        assert error_path.name == "mod.py"
+
         assert "rolled back everywhere" in result.summary()
         assert on_each(client, call, f"{name}.mod") == dict.fromkeys(workers(client), 1)
         assert sync.sources == {}
@@ -429,7 +456,9 @@ def test_sync_one_worker_failing_rolls_back_the_others(client, project, on_path)
         assert on_each(client, call, f"{name}.mod") == dict.fromkeys(workers(client), 3)
 
 
-def test_worker_joining_later_runs_the_current_code(cluster, project, on_path, plugin):
+def test_worker_joining_later_runs_the_current_code(
+    cluster: tuple[Any, Any], project: Project, on_path: OnPathFixture, plugin: PluginFixture
+) -> None:
     """One worker joins: the shipped sync and the shared-disk plugin both reach it."""
     local, client = cluster
     shipped, private = project("def value():\n    return 1\n")
@@ -488,7 +517,7 @@ class FakeWorker:
         self.scheduler = FakeScheduler(metadata)
 
 
-def test_worker_that_missed_a_save_applies_it_with_the_next(pkg):
+def test_worker_that_missed_a_save_applies_it_with_the_next(pkg: Pkg) -> None:
     one = pkg.module("one", "def value():\n    return 0\n")
     two = pkg.module("two", "def value():\n    return 0\n")
     sync_id = uuid.uuid4().hex
@@ -510,7 +539,7 @@ def test_worker_that_missed_a_save_applies_it_with_the_next(pkg):
         _dask_worker.drop(sync_id)
 
 
-def test_worker_rolls_back_when_told(pkg):
+def test_worker_rolls_back_when_told(pkg: Pkg) -> None:
     one = pkg.module("one", "def value():\n    return 0\n")
     sync_id = uuid.uuid4().hex
     worker = FakeWorker({"version": 0, "sources": {}})
@@ -528,7 +557,7 @@ def test_worker_rolls_back_when_told(pkg):
         _dask_worker.drop(sync_id)
 
 
-def test_gate_holds_new_tasks_while_a_reload_waits_for_running_ones():
+def test_gate_holds_new_tasks_while_a_reload_waits_for_running_ones() -> None:
     gate = _dask_worker.Gate()
     order: list[str] = []
     in_task = threading.Event()
@@ -569,7 +598,7 @@ def test_gate_holds_new_tasks_while_a_reload_waits_for_running_ones():
     gate.release()
 
 
-def test_gate_reload_gives_up_after_its_timeout():
+def test_gate_reload_gives_up_after_its_timeout() -> None:
     gate = _dask_worker.Gate()
     gate.enter()
     try:

@@ -277,17 +277,20 @@ def shrink(
         i -= 1
     every_name = dict.fromkeys(n for g in [start, *(s.group for s in steps)] for n in editgen.names(g))
     for name in every_name:
-        groups = [editgen.without(g, name) for g in [start, *(s.group for s in steps)]]
-        if any(g is None for g in groups):
+        maybe = [editgen.without(g, name) for g in [start, *(s.group for s in steps)]]
+        groups = [g for g in maybe if g is not None]
+        if len(groups) < len(maybe):
             continue
         smaller = [editgen.Step(g, s.touched, s.what) for g, s in zip(groups[1:], steps, strict=True)]
-        attempt(groups[0], smaller)  # type: ignore[arg-type]
+        attempt(groups[0], smaller)
     for module in [m.name for m in start.modules]:
-        without = [editgen.without_module(g, module) for g in [start, *(s.group for s in steps)]]
-        if any(g is None for g in without):
+        maybe = [editgen.without_module(g, module) for g in [start, *(s.group for s in steps)]]
+        without = [g for g in maybe if g is not None]
+        if len(without) < len(maybe):
             continue
         smaller = [editgen.Step(g, s.touched, s.what) for g, s in zip(without[1:], steps, strict=True)]
-        attempt(without[0], smaller)  # type: ignore[arg-type]
+        attempt(without[0], smaller)
+
     return start, steps, failure
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -343,7 +343,12 @@ def test_background_folder_loads_a_new_file_and_applies_an_edit(folder: Path) ->
     events: list[hotmod.ReloadResult] = []
     loaded = threading.Event()
     with hotmod.PluginFolder(folder, host=host, backend="watchdog") as pf:
-        pf.subscribe(lambda r: (events.append(r), loaded.set()))
+
+        def heard(result: hotmod.ReloadResult) -> None:
+            events.append(result)
+            loaded.set()
+
+        pf.subscribe(heard)
         write_replace(folder / "fresh.py", GREETER.format(name="fresh", text="one"))
         assert loaded.wait(EVENT_TIMEOUT), events
         assert host.commands["fresh"]() == "one"
@@ -356,11 +361,13 @@ def test_background_folder_loads_a_new_file_and_applies_an_edit(folder: Path) ->
 
 def test_pluggy_plugin_manager_interoperates(folder: Path, make: Any) -> None:
     pluggy = pytest.importorskip("pluggy")
-    hookspec = pluggy.HookspecMarker("bot")
+    # importorskip gives an untyped module: the marker is typed here, as pluggy types it.
+    hookspec: Callable[[Callable[..., str]], Callable[..., str]] = pluggy.HookspecMarker("bot")
 
     class Spec:
         @hookspec
-        def handle(self, text: str) -> str: ...
+        def handle(self, text: str) -> str:
+            raise NotImplementedError("a specification: pluggy calls the implementations")
 
     pm = pluggy.PluginManager("bot")
     pm.add_hookspecs(Spec)

@@ -57,7 +57,7 @@ def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_a_failing_child_is_a_row_with_the_end_of_its_output(fakes):
+def test_a_failing_child_is_a_row_with_the_end_of_its_output(fakes: Path) -> None:
     rows = run_child("fake_fails", [], 60, figure="F", tool="T")
 
     assert len(rows) == 1
@@ -68,7 +68,7 @@ def test_a_failing_child_is_a_row_with_the_end_of_its_output(fakes):
     assert "median" not in rows[0]
 
 
-def test_a_child_past_its_timeout_is_ended_and_is_a_row(fakes):
+def test_a_child_past_its_timeout_is_ended_and_is_a_row(fakes: Path) -> None:
     rows = run_child("fake_hangs", [], 0.5, figure="F", tool="T")
 
     assert rows[0]["note"] == "failed: timed out after 0.5 s"
@@ -77,14 +77,14 @@ def test_a_child_past_its_timeout_is_ended_and_is_a_row(fakes):
         os.kill(pid, 0)  # killed and reaped
 
 
-def test_a_child_that_prints_no_rows_is_a_row(fakes):
+def test_a_child_that_prints_no_rows_is_a_row(fakes: Path) -> None:
     rows = run_child("fake_silent", [], 60, figure="F", tool="T")
 
     assert rows[0]["note"] == "failed: printed no rows"
     assert "no rows here" in rows[0]["tail"]
 
 
-def test_a_tool_whose_package_is_missing_is_skipped_not_run(fakes):
+def test_a_tool_whose_package_is_missing_is_skipped_not_run(fakes: Path) -> None:
     rows = run_child("fake_fails", [], 60, figure="F", tool="T", needs=("json", "no_such_package_hm23"))
 
     assert rows == [
@@ -98,7 +98,9 @@ def test_a_tool_whose_package_is_missing_is_skipped_not_run(fakes):
     ]
 
 
-def test_the_run_goes_on_past_failures_and_writes_after_every_part(fakes, tmp_path, monkeypatch):
+def test_the_run_goes_on_past_failures_and_writes_after_every_part(
+    fakes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "out"
     monkeypatch.setenv("FAKE_RESULTS", str(out / "benchmarks-partial.json"))
     peers = (

@@ -17,7 +17,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import hotmod
@@ -109,17 +108,20 @@ class Pkg:
         write(directory / "__init__.py", "")
         return directory
 
-    def import_(self, mod: str) -> ModuleType:
+    # The modules a test writes are typed ``Any``: their attributes are whatever the test's
+    # source text defines, which no type checker sees.
+    def import_(self, mod: str) -> Any:
         return importlib.import_module(self.qualname(mod))
 
-    def module(self, mod: str, text: str | bytes) -> ModuleType:
+    def module(self, mod: str, text: str | bytes) -> Any:
         """Write ``mod`` and import it."""
         self.write(mod, text)
         return self.import_(mod)
 
-    def counter(self) -> list[str]:
+    def counter(self) -> list[Any]:
         """A list on a helper module; modules append to it to count their executions."""
-        return self.module("log", "runs = []\n").runs
+        runs: list[Any] = self.module("log", "runs = []\n").runs
+        return runs
 
     def reloader(self, **options: Any) -> hotmod.Reloader:
         """A reloader on this package; manual backend and manual apply unless told."""

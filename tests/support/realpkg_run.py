@@ -30,7 +30,7 @@ import traceback
 import types
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -95,7 +95,7 @@ def definitions(module: types.ModuleType) -> dict[str, types.FunctionType]:
 
 
 def reload_everything(
-    files: dict[str, Path], package_dirs: list[Path], kind: str, strategy: str
+    files: dict[str, Path], package_dirs: list[Path], kind: str, strategy: Literal["statements", "module"]
 ) -> tuple[dict[str, Any], Any]:
     """Edit every file, apply the edits in one poll, and say what happened to what."""
     import hotmod

@@ -13,7 +13,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from hotmod.web.wsgi import ExcInfo
 
 from . import write_replace
 
@@ -157,6 +160,13 @@ class EventStream:
         self.ended.wait(EVENT_TIMEOUT)
         self.response.close()
         self._connection.close()
+
+
+def ignore_start_response(
+    status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None, /
+) -> Callable[[bytes], object]:
+    """A WSGI ``start_response`` for tests that only read the body."""
+    return lambda data: None
 
 
 def free_port() -> int:

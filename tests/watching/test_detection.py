@@ -6,16 +6,20 @@ import importlib.util
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
-from ..support import EVENT_TIMEOUT, Results, bump_mtime, edit, set_mtime, write, write_replace
+import hotmod
+
+from ..support import EVENT_TIMEOUT, Pkg, Results, bump_mtime, edit, set_mtime, write, write_replace
 
 # -- S10a: the stale .pyc trap ----------------------------------------------------------
 
 
-def test_same_size_edit_in_the_same_second_is_applied(pkg, monkeypatch):
+def test_same_size_edit_in_the_same_second_is_applied(pkg: Pkg, monkeypatch: pytest.MonkeyPatch) -> None:
     """The .pyc is validated by whole-second mtime and size: both are kept here."""
     path = pkg.write("mod", "def f(): return 1\n")
     set_mtime(path, 1_500_000_000)
@@ -30,7 +34,9 @@ def test_same_size_edit_in_the_same_second_is_applied(pkg, monkeypatch):
     assert path.stat().st_size == len("def f(): return 1\n")
     # The trap is set: the import system would run the stale bytecode of v1.
     spec = importlib.util.spec_from_file_location(f"{pkg.name}_stale_probe", path)
-    probe = importlib.util.module_from_spec(spec)
+    assert spec is not None
+    assert spec.loader is not None
+    probe: Any = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
     assert probe.f() == 1
 
@@ -41,7 +47,7 @@ def test_same_size_edit_in_the_same_second_is_applied(pkg, monkeypatch):
     assert mod.f() == 2
 
 
-def test_same_size_edit_with_identical_stat_is_applied_by_polling(pkg):
+def test_same_size_edit_with_identical_stat_is_applied_by_polling(pkg: Pkg) -> None:
     """A rename-over keeping mtime and size (``cp -p``, ``git checkout``): the inode tells."""
     path = pkg.write("mod", "def f(): return 1\n")
     set_mtime(path, 1_500_000_000)
@@ -61,7 +67,7 @@ def test_same_size_edit_with_identical_stat_is_applied_by_polling(pkg):
 
 
 @pytest.mark.parametrize("backend", ["polling", "manual"])
-def test_edit_with_an_older_mtime_is_applied(pkg, backend):
+def test_edit_with_an_older_mtime_is_applied(pkg: Pkg, backend: str) -> None:
     path = pkg.write("mod", "def f(): return 1\n")
     set_mtime(path, 1_700_000_000)
     mod = pkg.import_("mod")
@@ -82,7 +88,7 @@ def test_edit_with_an_older_mtime_is_applied(pkg, backend):
 COUNTED = "from . import log\nlog.runs.append(__name__)\ndef f(): return {v}\n"
 
 
-def test_touch_reloads_nothing_polling(pkg):
+def test_touch_reloads_nothing_polling(pkg: Pkg) -> None:
     runs = pkg.counter()
     mod = pkg.module("mod", COUNTED.format(v=1))
     r = pkg.reloader(backend="polling")
@@ -96,7 +102,7 @@ def test_touch_reloads_nothing_polling(pkg):
     assert runs == [mod.__name__]
 
 
-def test_touch_reloads_nothing_manual(pkg):
+def test_touch_reloads_nothing_manual(pkg: Pkg) -> None:
     runs = pkg.counter()
     mod = pkg.module("mod", COUNTED.format(v=1))
     r = pkg.reloader(strategy="module")  # each real reload runs the module: counted
@@ -116,7 +122,7 @@ def test_touch_reloads_nothing_manual(pkg):
 # -- the polling backend ---------------------------------------------------------------------
 
 
-def test_polling_detects_an_edit_through_the_mtime(pkg):
+def test_polling_detects_an_edit_through_the_mtime(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(backend="polling")
     assert r.backend == "polling"
@@ -134,7 +140,7 @@ def test_polling_detects_an_edit_through_the_mtime(pkg):
     assert r.stats.watched_dirs == 0
 
 
-def test_polling_sees_a_module_imported_after_the_reloader(pkg):
+def test_polling_sees_a_module_imported_after_the_reloader(pkg: Pkg) -> None:
     r = pkg.reloader(backend="polling")
     mod = pkg.module("late", "def f(): return 1\n")
     first = r.poll()
@@ -147,7 +153,7 @@ def test_polling_sees_a_module_imported_after_the_reloader(pkg):
     assert mod.f() == 2
 
 
-def test_polling_sees_a_rename_save(pkg):
+def test_polling_sees_a_rename_save(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(backend="polling")
     write_replace(pkg.path("mod"), "def f(): return 2\n")
@@ -158,7 +164,7 @@ def test_polling_sees_a_rename_save(pkg):
 # -- the manual backend ---------------------------------------------------------------------
 
 
-def test_manual_backend_only_sees_notified_paths(pkg):
+def test_manual_backend_only_sees_notified_paths(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(backend="manual")
     assert r.backend == "manual"
@@ -173,7 +179,7 @@ def test_manual_backend_only_sees_notified_paths(pkg):
     assert mod.f() == 2
 
 
-def test_notify_of_an_untracked_file_is_ignored(pkg):
+def test_notify_of_an_untracked_file_is_ignored(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader()
     other = write(pkg.dir / "notes.txt", "hello")
@@ -182,7 +188,7 @@ def test_notify_of_an_untracked_file_is_ignored(pkg):
     assert mod.f() == 1
 
 
-def test_notify_through_a_symlink_reaches_the_real_file(pkg, tmp_path):
+def test_notify_through_a_symlink_reaches_the_real_file(pkg: Pkg, tmp_path: Path) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader()
     link = tmp_path / "link_to_mod.py"
@@ -196,7 +202,7 @@ def test_notify_through_a_symlink_reaches_the_real_file(pkg, tmp_path):
 # -- debounce: a file read missing or empty is deferred once --------------------------------
 
 
-def test_deleted_then_recreated_file_is_never_reported(pkg):
+def test_deleted_then_recreated_file_is_never_reported(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(debounce=0.05)
     path = pkg.path("mod")
@@ -216,7 +222,7 @@ def test_deleted_then_recreated_file_is_never_reported(pkg):
     assert r.stats.counts["failed"] == 0
 
 
-def test_a_deletion_that_lasts_is_reported_after_the_wait(pkg):
+def test_a_deletion_that_lasts_is_reported_after_the_wait(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(debounce=0.05)
     path = pkg.path("mod")
@@ -232,7 +238,7 @@ def test_a_deletion_that_lasts_is_reported_after_the_wait(pkg):
     assert mod.f() == 1
 
 
-def test_truncate_pause_write_never_empties_the_module(pkg):
+def test_truncate_pause_write_never_empties_the_module(pkg: Pkg) -> None:
     """S10e: an editor truncates, pauses, then writes: definitions never disappear."""
     mod = pkg.module("mod", "def f(): return 1\ndef g(): return 1\n")
     r = pkg.reloader(debounce=0.05)
@@ -253,7 +259,7 @@ def test_truncate_pause_write_never_empties_the_module(pkg):
     assert (mod.f(), mod.g()) == (2, 2)
 
 
-def test_whitespace_only_counts_as_empty(pkg):
+def test_whitespace_only_counts_as_empty(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(debounce=0.05)
     write(pkg.path("mod"), "\n   \n")
@@ -262,7 +268,7 @@ def test_whitespace_only_counts_as_empty(pkg):
     assert mod.f() == 1
 
 
-def test_an_empty_file_that_stays_empty_is_applied_after_the_wait(pkg):
+def test_an_empty_file_that_stays_empty_is_applied_after_the_wait(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\nX = 1\n")
     r = pkg.reloader(debounce=0.05)
     path = pkg.path("mod")
@@ -279,7 +285,7 @@ def test_an_empty_file_that_stays_empty_is_applied_after_the_wait(pkg):
     assert not hasattr(mod, "X")
 
 
-def test_polling_defers_a_missing_file(pkg):
+def test_polling_defers_a_missing_file(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(backend="polling", debounce=0.05)
     path = pkg.path("mod")
@@ -294,7 +300,7 @@ def test_polling_defers_a_missing_file(pkg):
 # -- include / exclude -------------------------------------------------------------------------
 
 
-def test_editor_scratch_files_are_ignored(pkg):
+def test_editor_scratch_files_are_ignored(pkg: Pkg) -> None:
     runs = pkg.counter()
     pkg.module("mod", COUNTED.format(v=1))
     r = pkg.reloader()
@@ -314,7 +320,7 @@ def test_editor_scratch_files_are_ignored(pkg):
     assert all(path not in r.modules for path in scratch)
 
 
-def test_default_excludes_hide_virtualenv_like_folders(pkg):
+def test_default_excludes_hide_virtualenv_like_folders(pkg: Pkg) -> None:
     for folder in ("venv", "node_modules"):
         pkg.subpackage(folder)
         pkg.module(f"{folder}.inside", "X = 1\n")
@@ -331,7 +337,7 @@ def test_default_excludes_hide_virtualenv_like_folders(pkg):
     assert pkg.import_("venv.inside").X == 1
 
 
-def test_custom_exclude_and_include(pkg):
+def test_custom_exclude_and_include(pkg: Pkg) -> None:
     pkg.module("keep_me", "X = 1\n")
     pkg.module("legacy_old", "X = 1\n")
     r = pkg.reloader(exclude=("legacy_*",))
@@ -346,7 +352,7 @@ def test_custom_exclude_and_include(pkg):
     assert set(only.modules.values()) == {pkg.qualname("keep_me")}
 
 
-def test_modules_outside_the_paths_are_not_tracked(pkg, pkg2):
+def test_modules_outside_the_paths_are_not_tracked(pkg: Pkg, pkg2: Pkg) -> None:
     inside = pkg.module("mod", "def f(): return 1\n")
     outside = pkg2.module("mod", "def f(): return 1\n")
     r = pkg.reloader()
@@ -359,7 +365,7 @@ def test_modules_outside_the_paths_are_not_tracked(pkg, pkg2):
     assert inside.f() == 1
 
 
-def test_a_single_file_can_be_the_watched_path(pkg):
+def test_a_single_file_can_be_the_watched_path(pkg: Pkg) -> None:
     a = pkg.module("a", "def f(): return 1\n")
     b = pkg.module("b", "def f(): return 1\n")
     r = pkg.reloader(paths=[pkg.path("a")])
@@ -374,13 +380,15 @@ def test_a_single_file_can_be_the_watched_path(pkg):
 # -- the watchdog backend (real kernel events) -------------------------------------------------
 
 watchdog_test = pytest.mark.watchdog
+# The ``live`` fixture: makes ``mod`` and a started background reloader on kernel events.
+Live = Callable[..., tuple[Any, hotmod.Reloader, Results]]
 
 
 @pytest.fixture
-def live(pkg):
+def live(pkg: Pkg) -> Live:
     """A started background reloader on real file events, and its recorded results."""
 
-    def make(mod_source: str = "def f(): return 1\n"):
+    def make(mod_source: str = "def f(): return 1\n") -> tuple[Any, hotmod.Reloader, Results]:
         mod = pkg.module("mod", mod_source)
         r = pkg.reloader(backend="watchdog", apply="background")
         results = Results(r)
@@ -392,12 +400,12 @@ def live(pkg):
     return make
 
 
-def _runs(mod, value):
+def _runs(mod: Any, value: object) -> Callable[[hotmod.ReloadResult], bool]:
     return lambda result: result.status == "ok" and getattr(mod, "f", lambda: None)() == value
 
 
 @watchdog_test
-def test_watchdog_plain_write(pkg, live):
+def test_watchdog_plain_write(pkg: Pkg, live: Live) -> None:
     mod, r, results = live()
     results.expect(_runs(mod, 2))
     pkg.write("mod", "def f(): return 2\n")
@@ -408,7 +416,7 @@ def test_watchdog_plain_write(pkg, live):
 
 
 @watchdog_test
-def test_watchdog_rename_save(pkg, live):
+def test_watchdog_rename_save(pkg: Pkg, live: Live) -> None:
     mod, _, results = live()
     results.expect(_runs(mod, 2))
     write_replace(pkg.path("mod"), "def f(): return 2\n")
@@ -417,7 +425,7 @@ def test_watchdog_rename_save(pkg, live):
 
 
 @watchdog_test
-def test_watchdog_vim_style_save(pkg, live):
+def test_watchdog_vim_style_save(pkg: Pkg, live: Live) -> None:
     mod, _, results = live()
     results.expect(_runs(mod, 2))
     path = pkg.path("mod")
@@ -429,7 +437,7 @@ def test_watchdog_vim_style_save(pkg, live):
 
 
 @watchdog_test
-def test_watchdog_jetbrains_safe_write(pkg, live):
+def test_watchdog_jetbrains_safe_write(pkg: Pkg, live: Live) -> None:
     mod, _, results = live()
     results.expect(_runs(mod, 2))
     path = pkg.path("mod")
@@ -443,7 +451,7 @@ def test_watchdog_jetbrains_safe_write(pkg, live):
 
 
 @watchdog_test
-def test_watchdog_burst_of_writes_ends_with_the_last_content(pkg, live):
+def test_watchdog_burst_of_writes_ends_with_the_last_content(pkg: Pkg, live: Live) -> None:
     mod, _, results = live()
     results.expect(_runs(mod, 10))
     for v in range(2, 11):  # in-place writes and rename saves, alternately
@@ -455,7 +463,7 @@ def test_watchdog_burst_of_writes_ends_with_the_last_content(pkg, live):
 
 
 @watchdog_test
-def test_watchdog_broken_save_then_fix(pkg, live):
+def test_watchdog_broken_save_then_fix(pkg: Pkg, live: Live) -> None:
     mod, _, results = live()
     results.expect(lambda res: res.status == "aborted")
     pkg.write("mod", "def f(): return 2\nraise RuntimeError('boom')\n")
@@ -467,7 +475,7 @@ def test_watchdog_broken_save_then_fix(pkg, live):
 
 
 @watchdog_test
-def test_watchdog_ignores_editor_scratch_files(pkg):
+def test_watchdog_ignores_editor_scratch_files(pkg: Pkg) -> None:
     runs = pkg.counter()
     mod = pkg.module("mod", COUNTED.format(v=1))
     fence = pkg.module("fence", "X = 1\n")
@@ -483,7 +491,7 @@ def test_watchdog_ignores_editor_scratch_files(pkg):
 
 
 @watchdog_test
-def test_watchdog_idle_poll_is_noop(pkg):
+def test_watchdog_idle_poll_is_noop(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(backend="watchdog")
     assert r.backend == "watchdog"
@@ -497,14 +505,14 @@ def test_watchdog_idle_poll_is_noop(pkg):
 
 
 @watchdog_test
-def test_auto_backend_is_watchdog(pkg):
+def test_auto_backend_is_watchdog(pkg: Pkg) -> None:
     pkg.module("mod", "X = 1\n")
     r = pkg.reloader(backend="auto")
     assert r.backend == "watchdog"
 
 
 @watchdog_test
-def test_watchdog_stop_then_start_applies_edits_made_while_stopped(pkg):
+def test_watchdog_stop_then_start_applies_edits_made_while_stopped(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(backend="watchdog", apply="manual")
     r.stop()
@@ -516,13 +524,13 @@ def test_watchdog_stop_then_start_applies_edits_made_while_stopped(pkg):
 
 
 @watchdog_test
-def test_watchdog_second_truncation_is_deferred_again(pkg):
+def test_watchdog_second_truncation_is_deferred_again(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     # A long settle time: only complete writes (close-after-write, rename) are taken.
     r = pkg.reloader(backend="watchdog", apply="manual", debounce=30)
     path = pkg.path("mod")
 
-    def poll_until_counts_change():
+    def poll_until_counts_change() -> hotmod.ReloadResult:
         before = dict(r.stats.counts)
         deadline = time.monotonic() + EVENT_TIMEOUT
         while time.monotonic() < deadline:
@@ -541,7 +549,9 @@ def test_watchdog_second_truncation_is_deferred_again(pkg):
     assert result.status == "noop"
 
 
-def test_a_folder_that_cannot_be_watched_is_announced_and_polled(pkg, monkeypatch):
+def test_a_folder_that_cannot_be_watched_is_announced_and_polled(
+    pkg: Pkg, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
 
     from watchdog.observers.api import BaseObserver
@@ -550,7 +560,8 @@ def test_a_folder_that_cannot_be_watched_is_announced_and_polled(pkg, monkeypatc
 
     mod = pkg.module("nowatch", "def f():\n    return 1\n")
 
-    def refuse(self, *args, **kwargs):
+    def refuse(self: BaseObserver, *args: Any, **kwargs: Any) -> NoReturn:
+
         raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
     monkeypatch.setattr(BaseObserver, "schedule", refuse)

@@ -14,12 +14,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import hotmod
 from hotmod import _changes
 
-from ..support import EVENT_TIMEOUT, Results, write
+from ..support import EVENT_TIMEOUT, Pkg, Results, write
 
 USER_INTERVAL = 0.0042  # not the default: "restored" must mean what the user had
 # The interpreter keeps whole microseconds: 1e-4 reads back as 9.999...e-05.
@@ -37,7 +39,9 @@ def user_interval() -> Iterator[float]:
         sys.setswitchinterval(previous)
 
 
-def _background(pkg, text: str = "def f():\n    return 0\n"):
+def _background(
+    pkg: Pkg, text: str = "def f():\n    return 0\n"
+) -> tuple[Any, hotmod.Reloader, Results, list[float]]:
     mod = pkg.module("mod", text)
     # A long poll interval: the applying thread wakes for the save, not for a timeout.
     r = pkg.reloader(apply="background", poll_interval=60.0)
@@ -47,12 +51,14 @@ def _background(pkg, text: str = "def f():\n    return 0\n"):
     return mod, r, results, seen
 
 
-def _save(r, path: Path, value: int) -> None:
+def _save(r: hotmod.Reloader, path: Path, value: int) -> None:
     write(path, f"def f():\n    return {value}\n")
     r.notify(path)
 
 
-def test_a_background_reload_runs_short_and_stop_restores_the_users_interval(pkg, user_interval):
+def test_a_background_reload_runs_short_and_stop_restores_the_users_interval(
+    pkg: Pkg, user_interval: float
+) -> None:
     mod, r, results, seen = _background(pkg)
     r.start()
     _save(r, pkg.path("mod"), 1)
@@ -64,11 +70,15 @@ def test_a_background_reload_runs_short_and_stop_restores_the_users_interval(pkg
     assert sys.getswitchinterval() == user_interval
 
 
-def test_close_restores_the_users_interval(pkg, user_interval):
+def test_close_restores_the_users_interval(pkg: Pkg, user_interval: float) -> None:
     mod, r, results, seen = _background(pkg)
     r.start()
     for value in (1, 2):
-        results.expect(lambda res, v=value: res.status == "ok" and mod.f() == v)
+
+        def applied(res: hotmod.ReloadResult, v: int = value) -> bool:
+            return res.status == "ok" and bool(mod.f() == v)
+
+        results.expect(applied)
         _save(r, pkg.path("mod"), value)
         assert results.wait(), results.statuses
     r.close()
@@ -77,7 +87,7 @@ def test_close_restores_the_users_interval(pkg, user_interval):
     assert sys.getswitchinterval() == user_interval
 
 
-def test_two_reloaders_at_once_restore_the_users_interval(pkg, pkg2, user_interval):
+def test_two_reloaders_at_once_restore_the_users_interval(pkg: Pkg, pkg2: Pkg, user_interval: float) -> None:
     mod1, r1, results1, seen1 = _background(pkg)
     mod2, r2, results2, seen2 = _background(pkg2)
     r1.start()
@@ -94,7 +104,7 @@ def test_two_reloaders_at_once_restore_the_users_interval(pkg, pkg2, user_interv
     assert sys.getswitchinterval() == user_interval
 
 
-def test_a_shorter_interval_the_user_set_is_never_lengthened(pkg):
+def test_a_shorter_interval_the_user_set_is_never_lengthened(pkg: Pkg) -> None:
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)
     try:
@@ -110,7 +120,7 @@ def test_a_shorter_interval_the_user_set_is_never_lengthened(pkg):
         sys.setswitchinterval(previous)
 
 
-def test_manual_apply_never_touches_the_interval(pkg, user_interval):
+def test_manual_apply_never_touches_the_interval(pkg: Pkg, user_interval: float) -> None:
     mod = pkg.module("mod", "def f():\n    return 0\n")
     r = pkg.reloader()  # manual backend, manual apply: nobody waits on the queue
     seen: list[float] = []
@@ -126,7 +136,9 @@ def test_manual_apply_never_touches_the_interval(pkg, user_interval):
 # -- the queue's side of it, step by step (no threads) -------------------------------------
 
 
-def test_the_applier_coming_back_with_nothing_ready_goes_back_to_waiting(user_interval, tmp_path):
+def test_the_applier_coming_back_with_nothing_ready_goes_back_to_waiting(
+    user_interval: float, tmp_path: Path
+) -> None:
     queue = _changes.ChangeQueue(0.05)
     queue.push([tmp_path / "a.py"], settled=True)
     queue.wait(0)  # the applier finds a save ready: the apply starts
@@ -138,7 +150,7 @@ def test_the_applier_coming_back_with_nothing_ready_goes_back_to_waiting(user_in
     assert sys.getswitchinterval() == user_interval
 
 
-def test_nested_holders_restore_once_the_last_one_is_done(user_interval, tmp_path):
+def test_nested_holders_restore_once_the_last_one_is_done(user_interval: float, tmp_path: Path) -> None:
     first, second = _changes.ChangeQueue(0.05), _changes.ChangeQueue(0.05)
     for queue in (first, second):
         queue.push([tmp_path / "a.py"], settled=True)
@@ -152,7 +164,7 @@ def test_nested_holders_restore_once_the_last_one_is_done(user_interval, tmp_pat
     assert sys.getswitchinterval() == user_interval
 
 
-def test_a_value_the_user_sets_while_hotmod_holds_it_is_kept(user_interval, tmp_path):
+def test_a_value_the_user_sets_while_hotmod_holds_it_is_kept(user_interval: float, tmp_path: Path) -> None:
     queue = _changes.ChangeQueue(0.05)
     queue.push([tmp_path / "a.py"], settled=True)
     queue.wait(0)
@@ -164,7 +176,9 @@ def test_a_value_the_user_sets_while_hotmod_holds_it_is_kept(user_interval, tmp_
     assert sys.getswitchinterval() == pytest.approx(0.003)
 
 
-def test_an_apply_held_up_past_the_limit_stops_holding_it(user_interval, tmp_path, monkeypatch):
+def test_an_apply_held_up_past_the_limit_stops_holding_it(
+    user_interval: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     queue = _changes.ChangeQueue(0.05)
     queue.push([tmp_path / "a.py"], settled=True)
     queue.wait(0)
@@ -202,7 +216,7 @@ def _waiting_applier(queue: _changes.ChangeQueue) -> tuple[threading.Thread, _An
     return thread, cond
 
 
-def test_an_event_a_watcher_expects_holds_it_while_an_applier_waits(user_interval):
+def test_an_event_a_watcher_expects_holds_it_while_an_applier_waits(user_interval: float) -> None:
     queue = _changes.ChangeQueue(0.05)
     queue.expect()  # nobody waits (apply="manual"): nothing to hurry
     assert sys.getswitchinterval() == user_interval
@@ -220,7 +234,9 @@ def test_an_event_a_watcher_expects_holds_it_while_an_applier_waits(user_interva
     assert sys.getswitchinterval() == user_interval
 
 
-def test_an_expected_event_that_leads_to_nothing_is_given_back_within_the_limit(user_interval, monkeypatch):
+def test_an_expected_event_that_leads_to_nothing_is_given_back_within_the_limit(
+    user_interval: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_changes, "BOOST_LIMIT", 0.05)
     queue = _changes.ChangeQueue(0.05)
     thread, cond = _waiting_applier(queue)

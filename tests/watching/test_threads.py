@@ -5,10 +5,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from ..support import EVENT_TIMEOUT, Results, edit, hotmod_threads, write
+import hotmod
+
+from ..support import EVENT_TIMEOUT, Pkg, Results, edit, hotmod_threads, write
 
 S9_SOURCE = """\
 try:
@@ -28,7 +31,7 @@ def f():
 
 
 @pytest.fixture
-def fast_switching():
+def fast_switching() -> Iterator[None]:
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)
     try:
@@ -37,7 +40,7 @@ def fast_switching():
         sys.setswitchinterval(previous)
 
 
-def test_worker_never_sees_a_missing_name_during_30_reloads(pkg, fast_switching):
+def test_worker_never_sees_a_missing_name_during_30_reloads(pkg: Pkg, fast_switching: None) -> None:
     mod = pkg.module("mod", S9_SOURCE.format(v=0))
     r = pkg.reloader()
     errors: list[BaseException] = []
@@ -46,7 +49,7 @@ def test_worker_never_sees_a_missing_name_during_30_reloads(pkg, fast_switching)
     started = threading.Event()
     progress = threading.Event()
 
-    def worker():
+    def worker() -> None:
         started.set()
         while not stop.is_set():
             try:
@@ -78,14 +81,14 @@ def test_worker_never_sees_a_missing_name_during_30_reloads(pkg, fast_switching)
     assert sys.getswitchinterval() == pytest.approx(1e-5)  # hotmod put it back
 
 
-def test_worker_never_fails_during_aborted_reloads(pkg, fast_switching):
+def test_worker_never_fails_during_aborted_reloads(pkg: Pkg, fast_switching: None) -> None:
     mod = pkg.module("mod", S9_SOURCE.format(v=0))
     r = pkg.reloader()
     errors: list[BaseException] = []
     stop = threading.Event()
     progress = threading.Event()
 
-    def worker():
+    def worker() -> None:
         while not stop.is_set():
             try:
                 mod.f()
@@ -111,7 +114,7 @@ def test_worker_never_fails_during_aborted_reloads(pkg, fast_switching):
     assert mod.f() == 0
 
 
-def test_background_thread_applies_notified_changes(pkg):
+def test_background_thread_applies_notified_changes(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(apply="background")
     results = Results(r, lambda res: res.status == "ok")
@@ -133,11 +136,13 @@ def test_background_thread_applies_notified_changes(pkg):
     assert hotmod_threads() == []
 
 
-def test_background_apply_with_a_raising_listener_keeps_going(pkg, caplog):
+def test_background_apply_with_a_raising_listener_keeps_going(
+    pkg: Pkg, caplog: pytest.LogCaptureFixture
+) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(apply="background")
 
-    def bad_listener(result):
+    def bad_listener(result: hotmod.ReloadResult) -> None:
         raise RuntimeError("listener bug")
 
     r.subscribe(bad_listener)
@@ -155,10 +160,10 @@ def test_background_apply_with_a_raising_listener_keeps_going(pkg, caplog):
     assert r.running
     logged = [rec for rec in caplog.records if rec.name.startswith("hotmod") and rec.exc_info]
     assert len(logged) == 2
-    assert all(isinstance(rec.exc_info[1], RuntimeError) for rec in logged)
+    assert all(rec.exc_info and isinstance(rec.exc_info[1], RuntimeError) for rec in logged)
 
 
-def test_background_apply_reports_broken_saves(pkg):
+def test_background_apply_reports_broken_saves(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(apply="background")
     results = Results(r, lambda res: res.status == "aborted")
@@ -170,7 +175,7 @@ def test_background_apply_reports_broken_saves(pkg):
     assert r.running
 
 
-def test_background_applier_survives_system_exit_in_module_code(pkg):
+def test_background_applier_survives_system_exit_in_module_code(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(apply="background")
     results = Results(r)
@@ -195,7 +200,7 @@ def test_background_applier_survives_system_exit_in_module_code(pkg):
     assert results.wait()
 
 
-def test_poll_from_another_thread_while_background_runs(pkg):
+def test_poll_from_another_thread_while_background_runs(pkg: Pkg) -> None:
     mod = pkg.module("mod", "def f(): return 1\n")
     r = pkg.reloader(apply="background")
     results = Results(r, lambda res: res.status == "ok")

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from hotmod._watch.watchdog_backend import WatchdogWatcher
+
 from ..support import EVENT_TIMEOUT, Pkg, write
 
 pytestmark = [
@@ -66,7 +68,9 @@ def test_lost_kernel_events_are_always_detected_on_linux(pkg: Pkg) -> None:
     r = pkg.reloader(backend="watchdog")
     r.start()
     # Never a silent DEBUG line: with this watchdog, one of the two ways must be active.
-    assert r._watcher.loss_detection in ("events-lost event", "inotify reader hook")
+    watcher = r._watcher
+    assert isinstance(watcher, WatchdogWatcher)
+    assert watcher.loss_detection in ("events-lost event", "inotify reader hook")
 
 
 def test_inotify_queue_overflow_makes_the_reloader_compare_every_tracked_file(
@@ -76,9 +80,11 @@ def test_inotify_queue_overflow_makes_the_reloader_compare_every_tracked_file(
     r = pkg.reloader(backend="watchdog")
     r.start()
     watcher = r._watcher
+    assert isinstance(watcher, WatchdogWatcher)
     lost = drop_events_for(watcher, pkg.path("m"))
     write(pkg.path("m"), "VALUE = 2\n")
     assert lost.wait(EVENT_TIMEOUT)
+    assert watcher._pending is not None
     watcher._pending.drain()  # an overflow loses them for every reader of the kernel queue
     assert r.poll().status == "noop"  # the edit was lost with its events
     rescanned = threading.Event()
@@ -90,7 +96,7 @@ def test_inotify_queue_overflow_makes_the_reloader_compare_every_tracked_file(
         if pkg.path("m") in paths:
             rescanned.set()
 
-    watcher._queue.push = pushing
+    watcher._queue.push = pushing  # type: ignore[method-assign]  # a fault injected in this watcher only
     with caplog.at_level(logging.WARNING):
         _overflow(watcher, pkg.dir)
         assert rescanned.wait(EVENT_TIMEOUT)
@@ -109,14 +115,16 @@ def test_a_dead_watcher_thread_is_restarted_and_the_missed_edit_applied(
     r = pkg.reloader(backend="watchdog")
     r.start()
     watcher = r._watcher
+    assert isinstance(watcher, WatchdogWatcher)
     observer = watcher._observer
+    assert observer is not None
     crashed = threading.Event()
 
     def crash(event: Any) -> None:
         crashed.set()
         raise RuntimeError("a bug in an event handler")
 
-    watcher._handler.dispatch = crash
+    watcher._handler.dispatch = crash  # type: ignore[method-assign]  # a fault in this watcher only
     write(pkg.path("m"), "VALUE = 2\n")
     assert crashed.wait(EVENT_TIMEOUT)
     observer.join(EVENT_TIMEOUT)
@@ -128,6 +136,7 @@ def test_a_dead_watcher_thread_is_restarted_and_the_missed_edit_applied(
     assert result.status == "ok"
     assert module.VALUE == 2
     assert watcher._observer is not observer
+    assert watcher._observer is not None
     assert watcher._observer.is_alive()
 
     # And it hears the next save by itself.

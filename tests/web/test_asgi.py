@@ -11,7 +11,7 @@ import pytest
 
 import hotmod
 import hotmod.web
-from hotmod.web.asgi import ASGIMiddleware
+from hotmod.web.asgi import ASGIMiddleware, Message, Receive, Scope, Send
 
 from ..support import Pkg, write
 
@@ -23,9 +23,9 @@ class Recorder:
     """An ASGI ``send`` that keeps every message."""
 
     def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[Message] = []
 
-    async def __call__(self, message: dict[str, Any]) -> None:
+    async def __call__(self, message: Message) -> None:
         self.messages.append(message)
 
     @property
@@ -38,7 +38,7 @@ class Recorder:
 
 
 def responder(content_type: bytes, chunks: list[bytes], extra: tuple[tuple[bytes, bytes], ...] = ()) -> Any:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         length = str(sum(map(len, chunks))).encode()
         headers = [(b"content-type", content_type), (b"content-length", length), *extra]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -146,7 +146,7 @@ def test_event_stream_says_hello_then_announces_reloads_and_ends_on_shutdown(pkg
         await shutdown.wait()
         return {"type": "lifespan.shutdown"}
 
-    async def lifespan_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def lifespan_app(scope: Scope, receive: Receive, send: Send) -> None:
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
 

@@ -10,7 +10,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,11 @@ import hotmod
 import hotmod.web
 from hotmod.web import WSGIMiddleware
 from hotmod.web._html import Injector, cache_control
-from hotmod.web.asgi import ASGIMiddleware
+from hotmod.web.asgi import ASGIMiddleware, Message, Receive, Scope, Send
+from hotmod.web.wsgi import ExcInfo
 
 from ..support import Pkg, write
-from ..support.webtools import Server, copy_example
+from ..support.webtools import Server, copy_example, ignore_start_response
 
 TIMEOUT = 10.0
 LOCAL = [(b"host", b"127.0.0.1:8000")]
@@ -32,15 +33,15 @@ SECRET = "postgresql://app:hunter2@db.internal/prod"
 
 class Recorder:
     def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[Message] = []
         self.arrived = asyncio.Event()
 
-    async def __call__(self, message: dict[str, Any]) -> None:
+    async def __call__(self, message: Message) -> None:
         self.messages.append(message)
         self.arrived.set()
 
     @property
-    def start(self) -> dict[str, Any]:
+    def start(self) -> Message:
         return self.messages[0]
 
     @property
@@ -55,7 +56,7 @@ class Recorder:
 def responder(
     content_type: bytes, chunks: list[bytes], extra: tuple[tuple[bytes, bytes], ...] = (), status: int = 200
 ) -> Any:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         length = str(sum(map(len, chunks))).encode()
         headers = [(b"content-type", content_type), (b"content-length", length), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -303,7 +304,7 @@ def test_an_endless_page_streams_through_in_step(quiet: dict[str, Any]) -> None:
     chunk = b"<p>" + b"x" * 65536 + b"</p>"
     client = Recorder()
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]}
         )
@@ -348,7 +349,14 @@ def test_an_endless_wsgi_page_streams_through_in_step(pkg: Pkg) -> None:
     }
     try:
         headers: list[Any] = []
-        body = middleware(environ, lambda status, h, exc_info=None: headers.append(h))
+
+        def start_response(
+            status: str, h: list[tuple[str, str]], exc_info: ExcInfo | None = None, /
+        ) -> Callable[[bytes], object]:
+            headers.append(h)
+            return lambda data: None
+
+        body = middleware(environ, start_response)
         chunks = iter(body)
         for n in range(100):
             out = next(chunks)
@@ -426,7 +434,7 @@ def test_hotmod_0_turns_enable_and_the_middlewares_off(
         return [b"<body></body>"]
 
     wrapped = WSGIMiddleware(wsgi_app, paths=[tmp_path], backend="manual")
-    assert wrapped({"PATH_INFO": "/__hotmod__/events"}, lambda *a: None) == [b"<body></body>"]
+    assert wrapped({"PATH_INFO": "/__hotmod__/events"}, ignore_start_response) == [b"<body></body>"]
     assert calls == ["/__hotmod__/events"]
     assert wrapped.live is None
 
@@ -497,7 +505,10 @@ def werkzeug_server(pkg: Pkg) -> Iterator[tuple[WSGIMiddleware, int, dict[str, A
         return iter([pkg.import_("views").title().encode()])
 
     middleware = WSGIMiddleware(app, paths=[pkg.dir], backend="manual", drain_timeout=30, max_streams=4)
-    server = make_server("127.0.0.1", 0, middleware, threaded=True)
+    # hotmod.web.wsgi.StartResponse takes an exc_info whose traceback may be None, typeshed's
+    # (which werkzeug's server passes) does not: the protocol is wider than PEP 3333's.
+    server = make_server("127.0.0.1", 0, middleware, threaded=True)  # type: ignore[arg-type]
+
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -654,7 +665,7 @@ def test_partial_empty_and_not_modified_responses_are_left_alone(quiet: dict[str
     assert sent.headers[b"content-length"] == b"10"
     for status in (204, 304):
 
-        async def bare(scope: dict[str, Any], receive: Any, send: Any, status: int = status) -> None:
+        async def bare(scope: Scope, receive: Receive, send: Send, status: int = status) -> None:
             await send(
                 {
                     "type": "http.response.start",
@@ -675,7 +686,7 @@ def test_head_and_get_report_the_same_length_and_the_etag_goes(quiet: dict[str, 
     assert int(get.headers[b"content-length"]) == len(get.body) > len(b"".join(PAGE))
     assert b"etag" not in get.headers
 
-    async def head_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def head_app(scope: Scope, receive: Receive, send: Send) -> None:
         length = str(len(b"".join(PAGE))).encode()
         headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", length), *extra]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -705,7 +716,7 @@ def test_pages_in_a_charset_that_is_not_ascii_based_are_not_corrupted(
 def test_pathsend_keeps_its_response_start(quiet: dict[str, Any], tmp_path: Path) -> None:
     page = write(tmp_path / "page.html", "<html><body></body></html>")
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", b"text/html"), (b"content-length", b"26"), (b"etag", b'"f"')]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.pathsend", "path": str(page)})

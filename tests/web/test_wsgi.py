@@ -15,7 +15,7 @@ import hotmod.web
 from hotmod.web import RequestGate, WSGIMiddleware
 
 from ..support import Pkg, write, write_replace
-from ..support.webtools import EventStream
+from ..support.webtools import EventStream, ignore_start_response
 
 TIMEOUT = 10.0
 
@@ -139,7 +139,7 @@ def test_pages_get_the_script_and_only_app_code_counts_as_in_flight(pkg: Pkg) ->
             yield b"b"
 
         middleware.app = stream
-        body_iter = middleware(local({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}), lambda *a: None)
+        body_iter = middleware(local({"PATH_INFO": "/", "REQUEST_METHOD": "GET"}), ignore_start_response)
         assert middleware.gate.active == 0  # the app call returned: nothing of it runs
         assert b"".join(body_iter) == b"ab"
         assert seen == [1, 1]  # while the body's generator runs, it counts
@@ -218,6 +218,7 @@ def test_flask_app_follows_code_template_and_stylesheet_edits(flask_app: tuple[P
     finally:
         events.close()
     assert isinstance(app.wsgi_app, WSGIMiddleware)
+    assert app.wsgi_app.live is not None
     assert isinstance(app.wsgi_app.live.reloader, hotmod.Reloader)
 
 
