@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ._forwarders import TARGET, forwarder_code, target_of
 from ._registration_sweep import class_module, dispatch_registry, is_singledispatch, safe_key
 
 __all__ = ["PatchReport", "Patcher"]
@@ -208,6 +209,8 @@ class Patcher:
                 self._keep(new, old)  # one more twin of the same definition
             return old
         if old.__code__.co_freevars != new.__code__.co_freevars:
+            if self._forward(old, new, where, warn=warn):
+                return old
             self.fresh.append(new)
             self.replaced[id(old)] = (old, new)
             if not warn:
@@ -243,6 +246,30 @@ class Patcher:
             old.__dict__["__wrapped__"] = self.kept.get(id(wrapped), wrapped)
         self.report.functions_patched += 1
         return old
+
+    def _forward(self, old: types.FunctionType, new: types.FunctionType, where: str, *, warn: bool) -> bool:
+        """Make ``old`` keep its identity and run ``new`` (its free variables changed, so
+        its closure cannot hold the new code); False when it cannot be done."""
+        code = forwarder_code(old.__code__.co_freevars)
+        if code is None:
+            return False
+        twin = new
+        target = target_of(old)
+        if target is not None:
+            # Already forwarding: the function it calls takes this edit, or is replaced.
+            new = self.merge_function(target, new, where, warn=False)
+        self._seen.add(id(old))
+        self._keep(twin, old)  # references to the new function end on the object kept
+        old.__code__ = code
+        old.__defaults__ = None
+        old.__kwdefaults__ = {TARGET: new}
+        old.__annotations__ = dict(new.__annotations__)
+        old.__doc__ = new.__doc__
+        old.__dict__.clear()
+        old.__dict__.update(new.__dict__)
+        old.__dict__["__wrapped__"] = new  # inspect.signature shows the new signature
+        self.report.functions_patched += 1
+        return True
 
     def merge_singledispatch(
         self, old: types.FunctionType, new: types.FunctionType, module_name: str, where: str
@@ -517,6 +544,8 @@ class Patcher:
     def _repoint_defaults(self, fn: types.FunctionType) -> None:
         """``def g(key=f)``, ``def h(skip=(Blank,))`` were evaluated while this execution's
         twins were bound: the defaults (and tuples and frozensets in them) hold the kept objects."""
+        if target_of(fn) is not None:
+            return  # a forwarder's default is the new function it calls, kept in its place
         defaults = fn.__defaults__
         if defaults:
             repointed = tuple(self._repointed(v) for v in defaults)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import CodeType, FunctionType, MethodType, ModuleType
 from typing import Any
 
+from ._forwarders import TARGET, forwarder_code
 from ._plan import Patch, Plan
 
 __all__ = ["NotFound", "Prepared", "Undo", "apply", "prepare"]
@@ -139,7 +140,8 @@ def prepare(plan: Plan, code: CodeType, flags: int, module: ModuleType, filename
             # function made in the kept class's scope. Other free variables belong to
             # nested functions, which are patched through their enclosing def.
             changed = set(fn.__code__.co_freevars) ^ set(new_code.co_freevars)
-            if not patch.class_path or changed - {"__class__"} or _forwarder(fn.__code__.co_freevars) is None:
+            forwarder = forwarder_code(fn.__code__.co_freevars)
+            if not patch.class_path or changed - {"__class__"} or forwarder is None:
                 raise NotFound(
                     f"{filename}:{patch.new_lineno}: {patch.new_qualname} now uses other free variables "
                     f"({', '.join(new_code.co_freevars) or 'none'}, was "
@@ -284,7 +286,7 @@ def _forward(functions: list[FunctionType], target: FunctionType | None, undo: U
     if target is None:
         raise LookupError("the new function could not be made")
     for fn in functions:
-        code = _forwarder(fn.__code__.co_freevars)
+        code = forwarder_code(fn.__code__.co_freevars)
         assert code is not None  # checked by prepare()
         undo.functions.append(
             (
@@ -300,47 +302,10 @@ def _forward(functions: list[FunctionType], target: FunctionType | None, undo: U
         )
         fn.__code__ = code
         fn.__defaults__ = None
-        fn.__kwdefaults__ = {"__hotmod_target__": target}
+        fn.__kwdefaults__ = {TARGET: target}
         fn.__annotations__ = dict(target.__annotations__)
         fn.__doc__ = target.__doc__
         undo.set_attribute(fn, "__wrapped__", target)
-
-
-_FORWARDERS: dict[tuple[str, ...], CodeType | None] = {}
-
-
-def _forwarder(freevars: tuple[str, ...]) -> CodeType | None:
-    """The code of ``def f(*args, **kwargs): return target(*args, **kwargs)`` with
-    exactly these free variables (a function's closure length is fixed), or None."""
-    if freevars in _FORWARDERS:
-        return _FORWARDERS[freevars]
-    plain = [n for n in freevars if n != "__class__"]
-    lines = ["def __hotmod_outer__():"]
-    if plain:
-        lines.append(f"    {' = '.join(plain)} = None")
-    indent = "    "
-    if "__class__" in freevars:
-        lines.append("    class __hotmod_scope__:")
-        indent = "        "
-    lines.append(f"{indent}def __hotmod_forwarder__(*args, __hotmod_target__, **kwargs):")
-    if freevars:
-        lines.append(f"{indent}    {', '.join(freevars)}")
-    lines.append(f"{indent}    return __hotmod_target__(*args, **kwargs)")
-    found: CodeType | None = None
-    try:
-        module = compile("\n".join(lines) + "\n", "<hotmod forwarder>", "exec", dont_inherit=True)
-    except SyntaxError:
-        module = None
-    stack = [module] if module is not None else []
-    while stack:
-        current = stack.pop()
-        for const in current.co_consts:
-            if isinstance(const, CodeType):
-                if const.co_name == "__hotmod_forwarder__" and const.co_freevars == freevars:
-                    found = const
-                stack.append(const)
-    _FORWARDERS[freevars] = found
-    return found
 
 
 def _undecorated(node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.FunctionDef | ast.AsyncFunctionDef:

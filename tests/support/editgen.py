@@ -206,10 +206,9 @@ def _render_definition(d: Definition, fresh: bool) -> list[str]:
             return [f"{d.name} = [{d.kept}]"]
         return [f"{d.name} = hot.keep({d.name!r}, lambda: [{p[0]}])"]
     if d.kind in FUNCTION_KINDS and d.raises:
-        # A closure's body keeps reading ``step``: a different set of free variables is
-        # a documented limit (the function is replaced, with a warning), not this test.
-        reads = "step" if d.kind == "closure" else "x"
-        body = f"raise ValueError('{d.name} raises', {reads}, {p[0]})"
+        # A closure that raises stops reading ``step``: its free variables change, and
+        # the old object must forward to the new one (what a fresh import runs).
+        body = f"raise ValueError('{d.name} raises', x, {p[0]})"
     else:
         body = ""
     if d.kind == "func":
