@@ -36,4 +36,5 @@ PEERS: tuple[Peer, ...] = (
     Peer("benchmarks.peers.tracking"),  # IPython, jurigged: checked per tool
     Peer("benchmarks.peers.cluster", needs=("distributed",)),
     Peer("benchmarks.peers.debugger", needs=("debugpy",)),
+    Peer("benchmarks.peers.fastapi_app", needs=("fastapi", "uvicorn", "pydantic")),
 )
