@@ -260,6 +260,9 @@ class Patcher:
             new = self.merge_function(target, new, where, warn=False)
         self._seen.add(id(old))
         self._keep(twin, old)  # references to the new function end on the object kept
+        # The new function stays alive behind the forwarder: like any new object that
+        # stays, its cells (a method's ``__class__``) must point at the kept objects.
+        self.fresh.append(new)
         old.__code__ = code
         old.__defaults__ = None
         old.__kwdefaults__ = {TARGET: new}

@@ -117,17 +117,20 @@ def test_s4_decorated_function_body_edit_is_seen_through_the_wrapper(pkg: Pkg) -
     assert held.__wrapped__() == 2
 
 
-def test_s5_method_that_starts_calling_super(pkg: Pkg) -> None:
+@pytest.mark.parametrize("strategy", ["statements", "module"])
+def test_s5_method_that_starts_calling_super(pkg: Pkg, strategy: str) -> None:
     v1 = "class Base:\n    def hi(self):\n        return 'base'\n"
     v1 += "class Child(Base):\n    def hi(self):\n        return 'child'\n"
     v2 = v1.replace("return 'child'", "return 'child+' + super().hi()")
     mod = pkg.module("sup", v1)
-    held_cls, obj = mod.Child, mod.Child()
+    held_cls, obj, held_hi = mod.Child, mod.Child(), mod.Child.hi
+    pkg.strategy = strategy
     r = pkg.reloader()
     result = edit(r, pkg.path("sup"), v2)
     assert result.status == "ok"
     assert obj.hi() == "child+base"
     assert held_cls().hi() == "child+base"
+    assert held_hi(obj) == "child+base"  # the old method object forwards (its closure is fixed)
     assert mod.Child is held_cls
 
 
