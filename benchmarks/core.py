@@ -334,7 +334,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     parts = zip(queued, values, strict=True)
     steps = [(q, v - q) for q, v in parts if not math.isnan(q)]  # nan: no push after that save
     if steps:
-        figure = "B1 busy loop, split: write -> change queued (watchdog's threads)"
+        figure = "B1 busy loop, split: write -> change queued (kernel event to queue)"
         rows.append(row(figure, "hotmod watchdog", [q for q, _ in steps]))
         figure = "B1 busy loop, split: queued -> new code running (hotmod)"
         rows.append(row(figure, "hotmod watchdog", [a for _, a in steps]))

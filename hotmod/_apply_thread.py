@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from . import _threads
 from ._changes import SWITCH
+from ._detection import Detection
+from .errors import HotmodError
 from .result import ReloadResult
 
 __all__ = ["STOP_TIMEOUT", "ApplyThread", "Listener", "Listeners"]
@@ -106,3 +108,40 @@ class ApplyThread:
                     STOP_TIMEOUT,
                 )
         self._thread = None
+
+
+# How often a closed safe point (a REPL running a statement) is looked at again.
+SAFE_POINT_RETRY = 0.05
+
+SafePoint = Callable[[Callable[[], object]], bool]
+
+
+def apply_loop(
+    stopping: threading.Event,
+    detection: Detection,
+    *,
+    poll_interval: float,
+    poll: Callable[[], object],
+    catch_up: Callable[[], None],
+    safe_point: SafePoint | None,
+) -> None:
+    """A background reloader's thread: wait for changes, apply them (at the host's safe
+    point, when it has one), and keep going whatever an apply raises."""
+    while not stopping.is_set():
+        detection.wait(poll_interval)
+        if stopping.is_set():
+            break
+        try:
+            detection.check()
+            if safe_point is None:
+                poll()
+            elif not detection.has_work():
+                # Nothing to apply: leave the host alone, but track what it imported
+                # meanwhile (a lazy import, a handler's), so that its saves are seen.
+                catch_up()
+            elif not safe_point(poll):
+                stopping.wait(SAFE_POINT_RETRY)
+        except HotmodError:
+            break  # closed under us
+        except Exception:
+            logger.exception("hotmod: unexpected error while applying changes; still watching")

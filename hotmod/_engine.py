@@ -22,11 +22,12 @@ from typing import Literal
 from . import _frames, _hot, _state, _transaction
 from ._changes import ChangeQueue
 from ._filters import PathFilter
-from ._module_index import is_extension, module_origin
-from ._planner import Planner
+from ._module_index import ModuleIndex, is_extension, module_origin
+from ._planner import Planner, Strategy
 from ._source import Source, compile_source, imported_modules
 from ._tracking import FileState, Tracker
 from ._trust import Untrusted
+from ._watch import Watcher
 from .errors import HotmodError, ReloadError
 from .result import STATUSES, ReloadResult, ReloadStats, Status
 
@@ -57,18 +58,18 @@ class Engine:
 
     def __init__(
         self,
-        tracker: Tracker,
-        planner: Planner,
-        queue: ChangeQueue,
         path_filter: PathFilter,
         read: Callable[[Path], Source],
+        queue: ChangeQueue,
+        watcher: Watcher,
         *,
+        strategy: Strategy,
         debounce: float,
         dependents: Dependents,
         before_commit: Callable[[list[_transaction.Unit]], ReloadError | None] | None,
     ) -> None:
-        self.tracker = tracker
-        self.planner = planner
+        self.planner = Planner(strategy)
+        self.tracker = Tracker(ModuleIndex(path_filter), read, queue, watcher, self.planner.forget)
         self.queue = queue
         self.filter = path_filter
         self.read = read

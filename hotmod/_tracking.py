@@ -118,6 +118,16 @@ class Tracker:
                 logger.debug("tracking data file %s for %s", path, ", ".join(sorted(names)))
             self.data_deps[path] = names
 
+    def unload_all(self) -> None:
+        """Remove the tracked modules for good, most recently imported first; their unload
+        hooks run (a failing hook is logged, the others still run)."""
+        tracked = set(self.modules.path_by_name)
+        for name in reversed([n for n in list(sys.modules) if n in tracked]):
+            module = sys.modules.get(name)
+            if isinstance(module, ModuleType):
+                _hot.unload(module)
+            sys.modules.pop(name, None)
+
     def names_for(self, path: Path) -> list[str]:
         """The modules a tracked file belongs to: its own, or those depending on it."""
         return self.modules.names_by_path.get(path) or sorted(self.data_deps.get(path, ()))

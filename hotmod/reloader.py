@@ -11,27 +11,22 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import threading
-import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 from typing import Literal, Self
 
 # _imports: imported for its effect, the import recorder installed with the first open reloader
-from . import _hot, _imports, _now, _state, _transaction  # noqa: F401
-from ._apply_thread import ApplyThread, Listener, Listeners
-from ._changes import ChangeQueue
+from . import _hot, _imports, _now, _options, _state, _transaction  # noqa: F401
+from ._apply_thread import ApplyThread, Listener, Listeners, SafePoint, apply_loop
+from ._detection import Detection
 from ._engine import IDLE, Dependents, Engine
 from ._filters import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, PathFilter
-from ._module_index import ModuleIndex
-from ._planner import Planner, Strategy
+from ._planner import Strategy
 from ._source import Source, read_source
-from ._tracking import Tracker
-from ._watch import BackendName, make_watcher
-from .errors import HotmodError, HotmodWarning, ReloadError
+from ._watch import BackendName
+from .errors import HotmodError, ReloadError
 from .result import ReloadResult, ReloadStats
 
 logger = logging.getLogger(__name__)
@@ -42,38 +37,17 @@ __all__ = ["ApplyMode", "Dependents", "Reloader", "Seams", "Strategy"]
 # The process-wide lock (see _state): two reloaders may track the same module.
 _RELOAD_LOCK = _state.RELOAD_LOCK
 
-# How often a closed gate (a REPL running a statement) is looked at again.
-_SAFE_POINT_RETRY = 0.05
-# How often the watcher's threads are checked for life (a dead one is restarted).
-_HEALTH_EVERY = 1.0
 
-
+@dataclass(frozen=True)
 class Seams:
     """What a host built on a reloader inside hotmod (``PluginFolder``) may ask of it,
     instead of reaching into its attributes."""
 
-    def __init__(self, reloader: Reloader) -> None:
-        self._reloader = reloader
-
-    def refresh(self) -> None:
-        """Catch up with ``sys.modules`` now (call with the reload lock held)."""
-        self._reloader._sync()
-
-    def compare_all(self) -> None:
-        """Queue every tracked file for a content comparison."""
-        self._reloader._queue_everything()
-
-    def watch_file(self, path: Path) -> None:
-        """Watch one more file (a folder's sentinel, say), tracked or not."""
-        self._reloader._watcher.add(path)
-
-    def wake(self) -> None:
-        """Wake whatever waits for changes."""
-        self._reloader._queue.wake()
-
-    def wait_for_changes(self, timeout: float) -> None:
-        """Block until a change is queued (or ``wake()``), at most ``timeout`` seconds."""
-        self._reloader._queue.wait(timeout)
+    refresh: Callable[[], None]  # catch up with sys.modules now (reload lock held)
+    compare_all: Callable[[], None]  # queue every tracked file for a content comparison
+    watch_file: Callable[[Path], None]  # watch one more file (a folder's sentinel), tracked or not
+    wake: Callable[[], None]  # wake whatever waits for changes
+    wait_for_changes: Callable[[float], None]  # block until a change is queued, at most so long
 
 
 class Reloader:
@@ -98,28 +72,20 @@ class Reloader:
         strategy: Strategy = "statements",
         _reader: Callable[[Path], Source] | None = None,
         _before_commit: Callable[[list[_transaction.Unit]], ReloadError | None] | None = None,
-        _safe_point: Callable[[Callable[[], object]], bool] | None = None,
+        # A host that knows when its own code is idle has the background thread apply
+        # there (a REPL while its prompt waits, a web server between requests): the safe
+        # point runs the apply and returns True, or False when now is not a good time.
+        _safe_point: SafePoint | None = None,
     ) -> None:
-        if backend not in ("auto", "watchdog", "polling", "manual"):
-            raise ValueError(f"backend must be auto, watchdog, polling or manual, not {backend!r}")
-        if apply not in ("background", "manual"):
-            raise ValueError(f"apply must be 'background' or 'manual', not {apply!r}")
-        if dependents not in ("rebind", "reexec"):
-            raise ValueError(f"dependents must be 'rebind' or 'reexec', not {dependents!r}")
-        if strategy not in ("statements", "module"):
-            raise ValueError(f"strategy must be 'statements' or 'module', not {strategy!r}")
-        if poll_interval <= 0:
-            raise ValueError("poll_interval must be positive")
-        if debounce < 0:
-            raise ValueError("debounce must not be negative")
-        if paths is None:
-            paths = [os.getcwd()]
-        elif isinstance(paths, (str, os.PathLike)):
-            paths = [paths]
-        roots = tuple(Path(os.path.realpath(os.fspath(p))) for p in paths)
-        for root in roots:
-            if not root.exists():
-                warnings.warn(f"hotmod: watched path {root} does not exist", HotmodWarning, stacklevel=2)
+        _options.check(
+            backend=backend,
+            apply=apply,
+            dependents=dependents,
+            strategy=strategy,
+            poll_interval=poll_interval,
+            debounce=debounce,
+        )
+        roots = _options.roots(paths)
         self.paths = roots
         self.apply = apply
         self.poll_interval = poll_interval
@@ -130,40 +96,43 @@ class Reloader:
         # A plugin folder reads through its trust checks and runs setup/teardown between
         # execution and commit; a plain reloader does neither.
         read = _reader or read_source
-        # A host that knows when its own code is idle has the background thread apply
-        # there: a REPL while its prompt waits for input, a web server on its event loop
-        # or between requests. The safe point runs the apply function and returns True,
-        # or returns False when now is not a good time; the changes stay queued.
-        self._safe_point = _safe_point
-        self._queue = ChangeQueue(debounce)
-        self._watcher = make_watcher(backend, self._queue, self._filter.name_accepted)
+        self._detection = Detection(backend, debounce, self._filter.name_accepted)
+        self._queue, self._watcher = self._detection.queue, self._detection.watcher
         self.backend: str = self._watcher.name
-        self._planner = Planner(strategy)
-        self._tracker = Tracker(
-            ModuleIndex(self._filter), read, self._queue, self._watcher, self._planner.forget
-        )
         self._engine = Engine(
-            self._tracker,
-            self._planner,
-            self._queue,
             self._filter,
             read,
+            self._queue,
+            self._watcher,
+            strategy=strategy,
             debounce=debounce,
             dependents=dependents,
             before_commit=_before_commit,
         )
+        self._tracker, self._planner = self._engine.tracker, self._engine.planner
         self._listeners = Listeners()
-        self._seams = Seams(self)
-        self._apply_thread = ApplyThread("hotmod-reloader", self._run, self._queue.wake)
-        self._watching = False
-        self._next_health_check = 0.0
+        self._seams = Seams(
+            self._sync, self._queue_everything, self._watcher.add, self._queue.wake, self._queue.wait
+        )
+        self._apply_thread = ApplyThread(
+            "hotmod-reloader",
+            lambda stopping: apply_loop(
+                stopping,
+                self._detection,
+                poll_interval=self.poll_interval,
+                poll=self.poll,
+                catch_up=self._catch_up,
+                safe_point=_safe_point,
+            ),
+            self._queue.wake,
+        )
         self._closed = False
         # Open before the first look at sys.modules: from here on every import under our
         # paths is recorded exactly, and what came before is verified against its file.
         _state.open_member(self)
         with _RELOAD_LOCK:
             self._sync()
-            self._resume_watching(rescan=False)
+            self._detection.resume(self._tracker.files, rescan=False)
         _now.register(self)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -172,7 +141,8 @@ class Reloader:
         """Watch (if stopped) and, with ``apply="background"``, apply changes on a thread."""
         self._check_open()
         with _RELOAD_LOCK:
-            self._resume_watching(rescan=True)
+            # Events of the time it was stopped were not seen: contents are compared once.
+            self._detection.resume(self._tracker.files, rescan=True)
             if self.apply == "background":
                 self._apply_thread.start()
         return self
@@ -181,9 +151,7 @@ class Reloader:
         """Stop watching and applying; tracking is kept and ``start()`` resumes."""
         self._apply_thread.stop()
         with _RELOAD_LOCK:
-            if self._watching:
-                self._watcher.stop()
-                self._watching = False
+            self._detection.pause()
 
     def close(self, *, unload: bool = False) -> None:
         """Stop and forget everything this reloader set up. Idempotent.
@@ -198,22 +166,14 @@ class Reloader:
         self.stop()
         with _RELOAD_LOCK:
             if unload:
-                self._unload_all()
+                self._sync()
+                self._tracker.unload_all()
             self._closed = True
             self._tracker.clear()
             self._planner.clear()
             self._queue.clear()
             self._listeners.clear()
             self._engine.namespaces.clear()
-
-    def _unload_all(self) -> None:
-        self._sync()
-        tracked = set(self._tracker.modules.path_by_name)
-        for name in reversed([n for n in list(sys.modules) if n in tracked]):
-            module = sys.modules.get(name)
-            if isinstance(module, ModuleType):
-                _hot.unload(module)  # a failing hook is logged; the others still run
-            sys.modules.pop(name, None)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -280,18 +240,7 @@ class Reloader:
 
     def notify(self, *paths: str | os.PathLike[str]) -> None:
         """Tell the reloader these files changed (the manual backend's only input)."""
-        found: list[Path] = []
-        for p in paths:
-            absolute = os.path.abspath(os.fspath(p))
-            real = os.path.realpath(absolute)
-            found.append(Path(real))
-            # A tracked file that became a dangling symlink resolves to its missing target:
-            # name it the way it is tracked too (its folder resolved, not itself), or the
-            # change would go unheard. A name that is not tracked is ignored.
-            own = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
-            if own != real:
-                found.append(Path(own))
-        self._queue.push(found, settled=True)
+        self._detection.notify(paths)
 
     # -- applying ----------------------------------------------------------------------
 
@@ -327,12 +276,7 @@ class Reloader:
 
     def _poll_locked(self) -> ReloadResult:
         self._sync()
-        self._check_watcher()
-        if self._watching:
-            self._watcher.flush()  # saves made before this call, still in the kernel's queue
-        if self._watcher.needs_scan:
-            self._watcher.scan()
-        ready, waited = self._queue.take_ready()
+        ready, waited = self._detection.take()
         if not ready:
             return IDLE
         return self._engine.apply(ready, waited)
@@ -340,6 +284,10 @@ class Reloader:
     def _sync(self) -> None:
         """Catch up with ``sys.modules`` (new imports tracked, removed ones forgotten)."""
         self._tracker.sync()
+
+    def _catch_up(self) -> None:
+        with _RELOAD_LOCK:
+            self._sync()
 
     # -- the import recorder's calls (from the importing thread; no reload lock) ------
 
@@ -350,23 +298,7 @@ class Reloader:
         if not self._closed:
             self._tracker.imported(module, origin)
 
-    # -- watching and the background thread -------------------------------------------
-
-    def _resume_watching(self, *, rescan: bool) -> None:
-        if self._watching:
-            return
-        self._watcher.start()
-        self._watching = True
-        if rescan:
-            # Events that happened while stopped were not seen: compare contents once.
-            self._queue.push(self._tracker.files, settled=True)
-
-    def _check_watcher(self) -> None:
-        """Restart a watcher thread that died (it says so, and queues a full compare)."""
-        now = time.monotonic()
-        if self._watching and now >= self._next_health_check:
-            self._next_health_check = now + _HEALTH_EVERY
-            self._watcher.ensure_running()
+    # -- the background thread and forks --------------------------------------------
 
     def _after_fork_in_child(self) -> None:
         """In a forked child: fresh locks, and the threads the parent ran started again.
@@ -377,40 +309,12 @@ class Reloader:
         """
         if self._closed:
             return
-        self._queue.after_fork()
+        self._detection.after_fork(self._tracker.files)
         was_running = self._apply_thread.started
         self._apply_thread.forget_thread()
-        if self._watching:
-            self._watcher.after_fork()
-            self._queue.push(list(self._tracker.files), settled=True)
         if was_running:
             self._apply_thread.start()
 
     def _check_open(self) -> None:
         if self._closed:
             raise HotmodError("this Reloader is closed")
-
-    def _run(self, stopping: threading.Event) -> None:
-        while not stopping.is_set():
-            timeout = self.poll_interval
-            deadline = self._queue.next_deadline()
-            if deadline is not None:
-                timeout = min(timeout, max(0.0, deadline - time.monotonic()))
-            self._queue.wait(timeout)
-            if stopping.is_set():
-                break
-            try:
-                self._check_watcher()
-                if self._safe_point is None:
-                    self.poll()
-                elif not (self._queue.has_ready() or self._watcher.needs_scan):
-                    # Nothing to apply: leave the host alone, but track what it imported
-                    # meanwhile (a lazy import, a handler's), so that its saves are seen.
-                    with _RELOAD_LOCK:
-                        self._sync()
-                elif not self._safe_point(self.poll):
-                    stopping.wait(_SAFE_POINT_RETRY)
-            except HotmodError:
-                break  # closed under us
-            except Exception:
-                logger.exception("hotmod: unexpected error while applying changes; still watching")
