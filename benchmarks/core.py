@@ -203,13 +203,13 @@ def _spin(n: int) -> None:
 
 
 def contended_threads(rounds: int, work: int = 2_000_000) -> dict[str, list[float]]:
-    """What the 1 ms switch interval a waiting reloader holds costs threads that contend.
+    """What the 0.5 ms switch interval a waiting reloader holds costs threads that contend.
 
     Two threads that never block share the GIL; the shorter interval makes them swap it
     more often. Measured in alternation, with no reloader (the interpreter's 5 ms) and with
     a background ``Reloader`` open; the ratio of the two rows is the cost.
     """
-    times: dict[str, list[float]] = {"no reloader (5 ms interval)": [], "background Reloader open (1 ms)": []}
+    times: dict[str, list[float]] = {"no reloader (5 ms interval)": [], "background Reloader open (0.5 ms)": []}
 
     def timed() -> float:
         threads = [threading.Thread(target=_spin, args=(work,)) for _ in range(2)]
@@ -225,11 +225,11 @@ def contended_threads(rounds: int, work: int = 2_000_000) -> dict[str, list[floa
             times["no reloader (5 ms interval)"].append(timed())
             with hotmod.Reloader([folder]) as reloader:
                 reloader.start()
-                for _ in range(1000):  # until its applying thread waits (and holds 1 ms)
+                for _ in range(1000):  # until its applying thread waits (and holds 0.5 ms)
                     if sys.getswitchinterval() < 0.005:
                         break
                     time.sleep(0.001)
-                times["background Reloader open (1 ms)"].append(timed())
+                times["background Reloader open (0.5 ms)"].append(timed())
     return times
 
 

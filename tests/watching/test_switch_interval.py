@@ -1,6 +1,6 @@
 """The switch interval hotmod shortens while it waits for and applies saves, and gives back.
 
-A background applying thread holds ``sys.setswitchinterval`` at 1 ms while it waits
+A background applying thread holds ``sys.setswitchinterval`` at 0.5 ms while it waits
 (the first hand-off of a save, from the thread the kernel's event wakes, waits one whole
 interval for a thread that never blocks), and at 0.1 ms from the save's arrival to the
 end of its apply. Whatever the user had set comes back after ``stop()`` and ``close()``,
