@@ -11,55 +11,19 @@ and a timeout is a ``failed`` result that says which thread to resume, never a h
 
 from __future__ import annotations
 
-import itertools
 import os
-import sys
-import threading
 import time
-import weakref
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from . import _frames
+from . import _appliers, _frames
+from ._module_index import is_extension
+from ._state import RELOAD_LOCK
 from .errors import HotmodError, ReloadError
+from .reloader import Reloader
 from .result import ReloadResult, combine
 
-__all__ = ["register", "reload_now", "unregister"]
-
-
-class _Applier(Protocol):
-    def _apply_now(self) -> ReloadResult: ...
-
-    def notify(self, *paths: str | os.PathLike[str]) -> None: ...
-
-    def poll(self) -> ReloadResult: ...
-
-    def subscribe(self, listener: Callable[[ReloadResult], object]) -> Callable[[], None]: ...
-
-
-# Reloaders and plugin folders register when created and leave on close; each maps to
-# its creation number, so reload_now() applies them in the order they were made.
-_ACTIVE: weakref.WeakKeyDictionary[_Applier, int] = weakref.WeakKeyDictionary()
-_COUNTER = itertools.count()
-_LOCK = threading.Lock()
-
-
-def register(applier: _Applier) -> None:
-    with _LOCK:
-        _ACTIVE[applier] = next(_COUNTER)
-    if "pydevd" in sys.modules:  # inside a debugpy (pydevd) session: speak its protocol
-        from . import _debugpy
-
-        _debugpy.attach(applier)
-
-
-def unregister(applier: _Applier) -> None:
-    with _LOCK:
-        _ACTIVE.pop(applier, None)
-    debugpy = sys.modules.get(f"{__package__}._debugpy")
-    if debugpy is not None:
-        debugpy.detach(applier)
+__all__ = ["reload_now"]
 
 
 def reload_now(path: str | os.PathLike[str] | None = None, *, timeout: float = 5.0) -> ReloadResult:
@@ -81,8 +45,6 @@ def reload_now(path: str | os.PathLike[str] | None = None, *, timeout: float = 5
     thread paused by a debugger in the middle of a reload), the result is ``failed`` and
     its error says so: resume that thread, then try again.
     """
-    from ._state import RELOAD_LOCK
-
     started = time.perf_counter()
     if not RELOAD_LOCK.acquire(timeout=timeout):
         return _failed(
@@ -96,9 +58,7 @@ def reload_now(path: str | os.PathLike[str] | None = None, *, timeout: float = 5
         with _frames.explicit():  # closures that keep old code are looked for too
             if path is not None:
                 return _reload_path(Path(os.path.realpath(os.fspath(path))), started)
-            with _LOCK:
-                appliers = sorted(_ACTIVE.items(), key=lambda item: item[1])
-            return combine([applier._apply_now() for applier, _ in appliers])
+            return combine([applier._apply_now() for applier in _appliers.active()])
     except HotmodError as exc:  # the change queue held by a suspended thread, say
         return _failed(exc, started)
     finally:
@@ -111,8 +71,6 @@ def _failed(error: Exception, started: float, path: Path | None = None) -> Reloa
 
 
 def _reload_path(path: Path, started: float) -> ReloadResult:
-    from ._module_index import is_extension
-
     if is_extension(path):
         error = ReloadError(
             f"{path} is a compiled extension module; restart to load the rebuilt file.", path=path
@@ -122,9 +80,7 @@ def _reload_path(path: Path, started: float) -> ReloadResult:
         )
     if not path.is_file():
         return _failed(FileNotFoundError(f"no such file: {path}"), started, path)
-    with _LOCK:
-        appliers = [a for a, _ in sorted(_ACTIVE.items(), key=lambda item: item[1])]
-    for applier in appliers:
+    for applier in _appliers.active():
         if _tracks(applier, path):
             applier.notify(path)
             return applier.poll()
@@ -134,8 +90,6 @@ def _reload_path(path: Path, started: float) -> ReloadResult:
         )
     # No reloader is open over it: a temporary one, told of nothing but this file. It
     # compares what each module of the folder runs with its file as it opens.
-    from .reloader import Reloader
-
     temporary = Reloader([path.parent], backend="manual", apply="manual")
     try:
         if not _tracks(temporary, path):

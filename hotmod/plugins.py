@@ -30,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 from typing import Any, Literal, Self
 
-from . import _hot, _now, _transaction
+from . import _appliers, _hot, _transaction
 from ._apply_thread import ApplyThread, Listener, Listeners
 from ._source import Source, digest, error_line
 from ._trust import DEFAULT_MAX_SIZE, Trust, Untrusted, check_folder, check_name, read_checked
@@ -271,9 +271,9 @@ class PluginFolder:
                 _before_commit=self._swap_versions,
             )
             # reload_now() goes through the folder, which also loads and unloads plugins.
-            _now.unregister(self._reloader)
+            _appliers.unregister(self._reloader)
         self._apply_thread = ApplyThread("hotmod-plugins", self._run, self._reloader._seams.wake)
-        _now.register(self)
+        _appliers.register(self)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -331,7 +331,7 @@ class PluginFolder:
         """Unload every plugin (reverse load order) and remove what the folder installed."""
         if self._closed:
             return
-        _now.unregister(self)
+        _appliers.unregister(self)
         self.stop()
         with _RELOAD_LOCK:
             for plugin in reversed(list(self._plugins.values())):

@@ -18,7 +18,7 @@ from types import MappingProxyType, ModuleType, TracebackType
 from typing import Literal, Self
 
 # _imports: imported for its effect, the import recorder installed with the first open reloader
-from . import _hot, _imports, _now, _options, _state, _transaction  # noqa: F401
+from . import _appliers, _hot, _imports, _options, _state, _transaction  # noqa: F401
 from ._apply_thread import ApplyThread, Listener, Listeners, SafePoint, apply_loop
 from ._detection import Detection
 from ._engine import IDLE, Dependents, Engine
@@ -133,7 +133,7 @@ class Reloader:
         with _RELOAD_LOCK:
             self._sync()
             self._detection.resume(self._tracker.files, rescan=False)
-        _now.register(self)
+        _appliers.register(self)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -161,7 +161,7 @@ class Reloader:
         """
         if self._closed:
             return
-        _now.unregister(self)
+        _appliers.unregister(self)
         _state.close_member(self)
         self.stop()
         with _RELOAD_LOCK:
