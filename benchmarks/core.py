@@ -209,7 +209,10 @@ def contended_threads(rounds: int, work: int = 2_000_000) -> dict[str, list[floa
     more often. Measured in alternation, with no reloader (the interpreter's 5 ms) and with
     a background ``Reloader`` open; the ratio of the two rows is the cost.
     """
-    times: dict[str, list[float]] = {"no reloader (5 ms interval)": [], "background Reloader open (0.5 ms)": []}
+    times: dict[str, list[float]] = {
+        "no reloader (5 ms interval)": [],
+        "background Reloader open (0.5 ms)": [],
+    }
 
     def timed() -> float:
         threads = [threading.Thread(target=_spin, args=(work,)) for _ in range(2)]
@@ -323,6 +326,48 @@ def b4_source(definitions: int, n: int) -> str:
     return "\n".join(body)
 
 
+def pydantic_models_source(models: int, n: int) -> str:
+    """B12's module: ``models`` pydantic models with a method each; version ``n`` of one."""
+    lines = ["from pydantic import BaseModel", ""]
+    for i in range(models):
+        value = n if i == models // 2 else i
+        lines += [f"class M{i}(BaseModel):", "    name: str", "    size: int = 0", ""]
+        lines += ["    def label(self) -> str:", f"        return f'{{self.name}}-{value}'", ""]
+    return "\n".join(lines)
+
+
+def pydantic_method_edit(models: int = 50, *, repeats: int = 15) -> list[float]:
+    """B12 (issue 17): one method of a module of ``models`` pydantic models edited; each
+    model must still validate to its own class, and the edit must run."""
+    durations, _ = _timed_edits("b12_models", [pydantic_models_source(models, n) for n in range(repeats + 1)])
+    return durations
+
+
+def _pydantic_checked(models: int, repeats: int) -> list[float]:
+    durations = pydantic_method_edit(models, repeats=repeats)
+    # The same edits once more, checking validation and the new code after each.
+    with tempfile.TemporaryDirectory(prefix="hotmod-b12check-") as folder:
+        path = Path(folder) / "b12_check.py"
+        path.write_text(pydantic_models_source(models, 0))
+        module = _import_fresh(folder, "b12_check")
+        with hotmod.Reloader([folder], backend="manual", apply="manual") as reloader:
+            for n in range(1, 3):
+                path.write_text(pydantic_models_source(models, n))
+                reloader.notify(path)
+                assert reloader.poll().status == "ok"
+                for i in range(models):
+                    cls = getattr(module, f"M{i}")
+                    made = cls.model_validate({"name": "x"})
+                    if type(made) is not cls:
+                        raise RuntimeError(f"M{i} validated to another class after the edit")
+                middle = getattr(module, f"M{models // 2}").model_validate({"name": "x"})
+                if middle.label() != f"x-{n}":
+                    raise RuntimeError("the edited method did not run its new code")
+        sys.path.remove(folder)
+        del sys.modules["b12_check"]
+    return durations
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     saves = 20 if quick else 50
@@ -355,4 +400,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         figure = f"B4 one-function edit, {size} definitions"
         rows.append(row(figure, "hotmod", values))
         rows.append(row(figure, "compile() floor", compiles))
+    try:
+        import pydantic  # noqa: F401  (the bench and test extras have it)
+    except ImportError:
+        pass
+    else:
+        values = _pydantic_checked(50, repeats=5 if quick else 15)
+        rows.append(row("B12 one method edited in a module of 50 pydantic models", "hotmod", values))
     return rows
