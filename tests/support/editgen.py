@@ -205,12 +205,10 @@ def _render_definition(d: Definition, fresh: bool) -> list[str]:
         if fresh:
             return [f"{d.name} = [{d.kept}]"]
         return [f"{d.name} = hot.keep({d.name!r}, lambda: [{p[0]}])"]
-    if d.kind in FUNCTION_KINDS and d.raises:
-        # A closure that raises stops reading ``step``: its free variables change, and
-        # the old object must forward to the new one (what a fresh import runs).
-        body = f"raise ValueError('{d.name} raises', x, {p[0]})"
-    else:
-        body = ""
+    # A closure that raises stops reading ``step``: its free variables change, and the
+    # old object must forward to the new one (what a fresh import runs).
+    raises = d.kind in FUNCTION_KINDS and d.raises
+    body = f"raise ValueError('{d.name} raises', x, {p[0]})" if raises else ""
     if d.kind == "func":
         extra = f" + {d.const}" if d.const else ""
         return [f"def {d.name}(x):", f"    {body or f'return x * {p[0]} + {p[1]}{extra}'}"]
