@@ -41,7 +41,7 @@ APPLY_SWITCH_INTERVAL = 1e-4
 # save (a thread woken by the kernel's event taking the GIL from a thread that never
 # blocks) cannot be hurried by anything that runs after it: it waits one full interval.
 # 0.5 ms keeps that wait short; it costs nothing while no two threads want the GIL, and
-# little when they do (about 1 % for two CPU-bound threads: benchmarks, "B1 cost").
+# little when they do (1 to 8 % for two CPU-bound threads: benchmarks, "B1 cost").
 WAIT_SWITCH_INTERVAL = 5e-4
 # A save that waits longer than this (a host that keeps refusing its safe point, a
 # module whose top level runs for seconds) no longer holds the interval short.
