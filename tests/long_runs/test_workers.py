@@ -154,13 +154,15 @@ app = ASGIMiddleware(_app, paths=[{root!r}], backend="polling", poll_interval=0.
 """
 
 
-def _wait_for_output(server: subprocess.Popen[bytes], marker: bytes) -> bytes:
+def _wait_for_output(server: subprocess.Popen[bytes], marker: bytes, times: int = 1) -> bytes:
+    """Read the server's output until ``marker`` was said ``times`` times (one read may
+    hold several workers' lines: counting across calls would miss them)."""
     import select
 
     assert server.stdout is not None
     seen = b""
     deadline = time.monotonic() + TIMEOUT
-    while marker not in seen:
+    while seen.count(marker) < times:
         ready, _, _ = select.select([server.stdout], [], [], max(deadline - time.monotonic(), 0))
         if not ready:
             pytest.fail(f"the server never said {marker!r}: {seen.decode(errors='replace')}")
@@ -190,8 +192,7 @@ def test_uvicorn_workers_apply_an_edit_made_after_they_started(tmp_path: Path) -
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait_for_output(server, b"Application startup complete")
-        _wait_for_output(server, b"Application startup complete")  # both workers
+        _wait_for_output(server, b"Application startup complete", times=2)  # both workers
         assert _get(port)[1].split()[0] == "v1"
         (package / "views.py").write_text("def answer():\n    return 'v2'\n")
         os.utime(package / "views.py", ns=(10**9, 10**9))
