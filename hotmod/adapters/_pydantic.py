@@ -2,10 +2,19 @@
 
 When a model's module runs again as a whole, pydantic builds a validator for the new
 class, which hotmod then merges into the kept class: that validator would construct the
-discarded copy. The kept class is rebuilt (``model_rebuild(force=True)``), then every
-model of the user's modules whose fields mention it, so validation always returns the
-kept class. Method and validator edits applied by statement need nothing: the
-validator calls the same function objects, which now run the new code.
+discarded copy. After the commit:
+
+- the kept class is rebuilt (``model_rebuild(force=True)``);
+- so is every parametrization of it made before the edit (``Page[str]``, held anywhere,
+  and the one pydantic's own cache hands out for the next ``Page[str]``): it takes the
+  fields of the same parametrization of the new run's class, so ``Page[str]`` has the new
+  fields and still validates to itself;
+- then every model whose fields mention a kept class: module-level models of the user's
+  modules and parametrized generics (``Box[User]``), so validation always returns the
+  kept class with its new fields.
+
+Method and validator edits applied by statement need nothing: the validator calls the
+same function objects, which now run the new code.
 """
 
 from __future__ import annotations
@@ -28,6 +37,18 @@ def _base_model() -> type | None:
 class PydanticAdapter(BaseAdapter):
     frameworks = ("pydantic",)
 
+    def refuse(self, change: ModuleChange) -> str | None:
+        # The run is over and not yet committed: the only moment the new classes are in
+        # the namespace. Parametrizations of the kept ones are made from them later.
+        base = _base_model()
+        if base is not None and change.strategy != "statements":
+            change.notes["pydantic.new"] = {
+                name: new
+                for name, old, new in change.replaced()
+                if isinstance(old, type) and isinstance(new, type) and issubclass(new, base)
+            }
+        return None
+
     def committed(self, change: ModuleChange) -> Iterable[str]:
         base = _base_model()
         if base is None:
@@ -41,9 +62,14 @@ class PydanticAdapter(BaseAdapter):
                 and change.new.get(name) is old
             ):
                 kept.append(cast(type, old))
+        made: dict[str, type] = change.notes.pop("pydantic.new", {})
         warnings: list[str] = []
         for model in kept:
             warnings += _rebuild(model)
+        for model in kept:
+            new = made.get(model.__name__)
+            for parametrized in _parametrizations(model):
+                warnings += _follow(parametrized, new)
         if kept:
             for model in _nesting(base, kept):
                 warnings += _rebuild(model)
@@ -66,23 +92,90 @@ def _rebuild(model: Any) -> list[str]:
     return []
 
 
+def _origin(model: type) -> Any:
+    metadata = model.__dict__.get("__pydantic_generic_metadata__") or {}
+    return metadata.get("origin") if isinstance(metadata, dict) else None
+
+
+def _parametrizations(model: type) -> list[type]:
+    """The parametrized classes pydantic made of ``model`` (``Page[str]``, ``Page[Page[int]]``
+    is one of ``Page``'s too: its origin is ``Page``)."""
+    subclasses: list[type] = model.__subclasses__()
+    return [sub for sub in subclasses if _origin(sub) is model]
+
+
+# What a parametrized class holds of its fields; the rest (origin, arguments, methods
+# through its base) stays its own.
+_FIELD_STATE = ("__class_vars__", "__private_attributes__", "__signature__", "model_config")
+
+
+def _follow(parametrized: Any, new: type | None) -> list[str]:
+    """Give an existing parametrization the fields of the same parametrization of the new
+    run's class, then rebuild its validator (which then constructs the parametrization
+    itself, not the new run's copy)."""
+    metadata = parametrized.__pydantic_generic_metadata__
+    args = tuple(metadata.get("args", ()))
+    try:
+        if new is not None and args:
+            fresh = new[args if len(args) > 1 else args[0]]  # type: ignore[index]
+            for key, value in fresh.__dict__.items():
+                if key in _FIELD_STATE or (
+                    key.startswith("__pydantic_")
+                    and key not in ("__pydantic_generic_metadata__", "__pydantic_parent_namespace__")
+                ):
+                    setattr(parametrized, key, value)
+        parametrized.model_rebuild(force=True)
+    except Exception as exc:
+        return [
+            f"pydantic: {parametrized.__qualname__} (made before the edit) keeps its old fields "
+            f"({type(exc).__name__}: {exc}); make it again or restart"
+        ]
+    return []
+
+
 def _nesting(base: type, kept: list[type]) -> list[Any]:
-    """Models in loaded modules whose fields mention a kept model (bounded: model fields
-    of module-level classes only)."""
+    """Models whose fields mention a kept model: module-level classes of loaded modules,
+    and parametrized generics anywhere (``Box[User]`` lives in pydantic's cache only)."""
     wanted = set(map(id, kept))
     found: list[Any] = []
+    seen: set[int] = set(wanted)
+    for model in _parametrized_models(base):
+        if id(model) not in seen and _fields_mention(model, wanted):
+            seen.add(id(model))
+            found.append(model)
     for module in list(sys.modules.values()):
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict) or namespace.get("__name__", "").startswith(("pydantic", "_")):
             continue
         for value in list(namespace.values()):
-            if isinstance(value, type) and issubclass(value, base) and id(value) not in wanted:
-                fields = getattr(value, "__pydantic_fields__", None) or {}
-                for info in list(fields.values()):
-                    if _mentions(getattr(info, "annotation", None), wanted):
-                        found.append(value)
-                        break
+            if (
+                isinstance(value, type)
+                and issubclass(value, base)
+                and id(value) not in seen
+                and _fields_mention(value, wanted)
+            ):
+                seen.add(id(value))
+                found.append(value)
     return found
+
+
+def _parametrized_models(base: type) -> Iterable[type]:
+    """Every parametrized generic model in the process (walked from ``BaseModel`` down)."""
+    stack: list[type] = list(base.__subclasses__())
+    visited: set[int] = set()
+    while stack:
+        model = stack.pop()
+        if id(model) in visited:
+            continue
+        visited.add(id(model))
+        if _origin(model) is not None:
+            yield model
+        stack.extend(model.__subclasses__())
+
+
+def _fields_mention(model: type, wanted: set[int]) -> bool:
+    fields = getattr(model, "__pydantic_fields__", None) or {}
+    return any(_mentions(getattr(info, "annotation", None), wanted) for info in list(fields.values()))
 
 
 def _mentions(annotation: object, wanted: set[int], depth: int = 0) -> bool:

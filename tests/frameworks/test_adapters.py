@@ -110,6 +110,55 @@ def test_pydantic_structural_change_keeps_the_class_and_what_nests_it(pkg: Pkg) 
     assert lead.age == 7
 
 
+GENERIC = """\
+from typing import Generic, TypeVar
+from pydantic import BaseModel, field_validator
+
+T = TypeVar("T")
+
+class User(BaseModel):
+    name: str{user_field}
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]{page_field}
+
+class Box(BaseModel, Generic[T]):
+    item: T
+"""
+
+NEW_TOTAL = """
+    total: int = 0
+
+    @field_validator("total")
+    @classmethod
+    def positive(cls, value: int) -> int:
+        return abs(value)"""
+
+
+def test_pydantic_generics_parametrized_before_a_structural_edit_take_the_new_fields(pkg: Pkg) -> None:
+    mod = _load(pkg, "pages", GENERIC.format(user_field="", page_field=""))
+    # Parametrizations made outside the module, before the edit: pydantic caches them,
+    # and the next Page[str] anywhere returns the same class.
+    strings, nested, boxed = mod.Page[str], mod.Page[mod.Page[int]], mod.Box[mod.User]
+    assert "total" not in strings.model_fields
+    r = pkg.reloader()
+    _save(r, pkg, "pages", GENERIC.format(user_field="\n    age: int = 7", page_field=NEW_TOTAL))
+    page = strings.model_validate({"items": ["a"], "total": -2})
+    assert type(page) is strings
+    assert page.total == 2  # the new field, through the new validator
+    assert mod.Page[str] is strings
+    assert "total" in strings.model_json_schema()["properties"]
+    outer = nested.model_validate({"items": [{"items": [1], "total": 3}], "total": 1})
+    assert type(outer) is nested
+    assert type(outer.items[0]) is mod.Page[int]
+    assert outer.items[0].total == 3
+    held = boxed.model_validate({"item": {"name": "n"}}).item
+    assert type(held) is mod.User
+    assert held.age == 7
+    # A parametrization first made after the edit has the new fields too.
+    assert mod.Page[float].model_validate({"items": [1.5], "total": -1}).total == 1
+
+
 FLASK = """\
 from flask import Flask
 
