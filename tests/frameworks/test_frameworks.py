@@ -10,12 +10,12 @@ registered twice.
 from __future__ import annotations
 
 import pickle
-import sys
 import textwrap
 
 import pytest
 
 from ..support import Pkg, edit
+from ..support.django_site import DjangoSite
 
 
 def _load(pkg: Pkg, name: str, source: str):  # type: ignore[no-untyped-def]
@@ -498,91 +498,47 @@ def test_numpy_vectorized_functions_follow_edits(pkg: Pkg) -> None:
 
 # -- Django --------------------------------------------------------------------------------------
 
-DJANGO_MODELS = """\
-from django.db import models
+# Edits of the shared Django site's files (tests.support.django_site): (old text, new text).
+DJANGO_MODELS = ('return "item " + self.name', 'return "item " + self.name + "!"')
 
-class Item(models.Model):
-    name = models.CharField(max_length=30)
-
-    class Meta:
-        app_label = "{app}"
-
-    def label(self):
-        return "item " + self.name{suffix}
-"""
-
-DJANGO_ADMIN = """\
-from django.contrib import admin
-from .models import Item
-
-@admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
-    def shown(self, obj):
-        return obj.name{suffix}
-"""
+DJANGO_ADMIN = ("return obj.name", "return obj.name.upper()")
 
 
-def test_django_models_and_admin_survive_edits(pkg: Pkg) -> None:
-    import django
-    from django.conf import settings
-
-    if settings.configured:
-        pytest.skip("Django was configured by another test in this process")
-    app = pkg.qualname("shop")
-    shop = pkg.subpackage("shop")
-    (shop / "apps.py").write_text(
-        "from django.apps import AppConfig\n"
-        f"class ShopConfig(AppConfig):\n    name = {app!r}\n    label = 'shop'\n"
-    )
-    pkg.write("shop.models", textwrap.dedent(DJANGO_MODELS.format(app="shop", suffix="")))
-    pkg.write("shop.admin", textwrap.dedent(DJANGO_ADMIN.format(suffix="")))
-    settings.configure(
-        INSTALLED_APPS=[
-            "django.contrib.admin",
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.sessions",
-            "django.contrib.messages",
-            app,
-        ],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        USE_TZ=True,
-        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
-    )
-    django.setup()
+def test_django_models_and_admin_survive_edits(django_site: DjangoSite) -> None:
     from django.apps import apps
     from django.contrib import admin
-    from django.db import connection
 
-    models = sys.modules[f"{app}.models"]
-    admin_module = pkg.import_("shop.admin")
+    models = django_site.module("models")
+    admin_module = django_site.module("admin")
     Item = models.Item
-    with connection.schema_editor() as editor:
-        editor.create_model(Item)
     Item.objects.create(name="pen")
-    r = pkg.reloader()
-    _save(r, pkg, "shop.models", DJANGO_MODELS.format(app="shop", suffix=' + "!"'))
-    _save(r, pkg, "shop.admin", DJANGO_ADMIN.format(suffix=".upper()"))
+    r = django_site.reloader()
+    models_text = django_site.original("models").replace(*DJANGO_MODELS)
+    for name, text in [
+        ("models", models_text),
+        ("admin", django_site.original("admin").replace(*DJANGO_ADMIN)),
+    ]:
+        result = edit(r, django_site.path(name), text)
+        assert result.status == "ok", (result.summary(), result.warnings)
     first = Item.objects.first()
     assert type(first) is Item
     assert first.label() == "item pen!"
-    assert apps.get_model("shop", "Item") is Item
+    assert apps.get_model(django_site.label, "Item") is Item
     assert admin.site._registry[Item].shown(first) == "PEN"
     assert type(admin.site._registry[Item]) is admin_module.ItemAdmin
     # A new field needs a migration: refused, named, and nothing changes.
-    with_field = DJANGO_MODELS.format(app="shop", suffix=' + "!"').replace(
-        "    class Meta:", "    price = models.IntegerField(default=0)\n\n    class Meta:"
+    with_field = models_text.replace(
+        "    def label", "    price = models.IntegerField(default=0)\n\n    def label"
     )
-    result = edit(r, pkg.path("shop.models"), textwrap.dedent(with_field))
+    result = edit(r, django_site.path("models"), with_field)
     assert result.status == "needs_restart", result.summary()
     assert "Item" in str(result.error)
     assert "field price added" in str(result.error)
     assert "migration" in str(result.error)
     assert models.Item is Item
-    assert apps.get_model("shop", "Item") is Item
+    assert apps.get_model(django_site.label, "Item") is Item
     assert type(Item.objects.first()) is Item
     assert r.poll().status == "noop"  # reported once
-    connection.close()  # the in-memory database (3.13 warns of unclosed connections)
 
 
 @pytest.mark.parametrize("strategy", ["statements", "module"])
