@@ -53,9 +53,9 @@ def _guarded(change: ModuleChange) -> list[tuple[Any, str]]:
     app_type, blueprint_type = getattr(flask, "Flask", None), getattr(flask, "Blueprint", None)
     found: list[tuple[Any, str]] = []
     for value in list(change.module.__dict__.values()):
-        if isinstance(app_type, type) and isinstance(value, app_type):
+        if isinstance(app_type, type) and issubclass(type(value), app_type):
             found.append((value, _APP_FLAG))
-        elif isinstance(blueprint_type, type) and isinstance(value, blueprint_type):
+        elif isinstance(blueprint_type, type) and issubclass(type(value), blueprint_type):
             found.append((value, _BLUEPRINT_FLAG))
     return found
 
@@ -94,7 +94,7 @@ def _apps_with(blueprint: Any) -> list[Any]:
         if not isinstance(namespace, dict) or str(namespace.get("__name__", "")).startswith(("flask", "_")):
             continue
         for value in list(namespace.values()):
-            if isinstance(value, app_type) and id(value) not in seen:
+            if issubclass(type(value), app_type) and id(value) not in seen:
                 seen.add(id(value))
                 if any(bp is blueprint for bp in getattr(value, "blueprints", {}).values()):
                     found.append(value)

@@ -45,7 +45,7 @@ class PydanticAdapter(BaseAdapter):
             change.notes["pydantic.new"] = {
                 name: new
                 for name, old, new in change.replaced()
-                if isinstance(old, type) and isinstance(new, type) and issubclass(new, base)
+                if issubclass(type(old), type) and issubclass(type(new), type) and issubclass(new, base)
             }
         return None
 
@@ -56,7 +56,7 @@ class PydanticAdapter(BaseAdapter):
         kept: list[type] = []
         for name, old, _ in _merged(change):
             if (
-                isinstance(old, type)
+                issubclass(type(old), type)
                 and issubclass(old, base)
                 and old is not base
                 and change.new.get(name) is old
@@ -80,7 +80,7 @@ def _merged(change: ModuleChange) -> Iterable[tuple[str, Any, Any]]:
     """Classes the run made anew that were merged into the kept ones: after the commit
     the namespace holds the old object again, so compare with the new run's record."""
     for name, old in change.old.items():
-        if isinstance(old, type) and change.strategy != "statements":
+        if issubclass(type(old), type) and change.strategy != "statements":
             yield name, old, change.new.get(name)
 
 
@@ -149,7 +149,7 @@ def _nesting(base: type, kept: list[type]) -> list[Any]:
             continue
         for value in list(namespace.values()):
             if (
-                isinstance(value, type)
+                issubclass(type(value), type)  # never isinstance: lazy proxies resolve on it
                 and issubclass(value, base)
                 and id(value) not in seen
                 and _fields_mention(value, wanted)

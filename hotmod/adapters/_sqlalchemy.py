@@ -21,7 +21,7 @@ __all__ = ["SQLAlchemyAdapter"]
 
 
 def _mapped(value: object) -> bool:
-    return isinstance(value, type) and "__mapper__" in dir(value) and hasattr(value, "registry")
+    return issubclass(type(value), type) and "__mapper__" in dir(value) and hasattr(value, "registry")
 
 
 def _columns(cls: Any) -> dict[str, str]:

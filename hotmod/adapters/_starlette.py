@@ -7,7 +7,8 @@ is made, and caches the OpenAPI schema at the first request for it. After a relo
   code in place is made again from its own settings (``APIRoute`` keeps them), so a new
   query parameter, a new required parameter or a new body field takes effect;
 - routes registered on a router after it was included in an app (``app.include_router``
-  copies them at that moment) are copied to the apps that include it;
+  copied them at that moment, in FastAPI releases before it kept the router itself) are
+  included into the apps and routers that include it (see ``_routers``);
 - the OpenAPI schema is dropped, so ``/openapi.json`` is built from the new routes.
 """
 
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from types import FunctionType
 from typing import Any
 
 from . import BaseAdapter, ModuleChange
+from ._routers import adopt_router, copy_route, include_new_routes, remake, snapshot
 
 __all__ = ["StarletteAdapter"]
 
@@ -26,10 +29,13 @@ class StarletteAdapter(BaseAdapter):
     frameworks = ("starlette", "fastapi")
 
     def prepare(self, change: ModuleChange) -> None:
-        # A module that runs again as a whole registers its routes again: remember the
-        # routes as they were, to fold the new registrations into them after the commit.
-        if change.strategy != "statements":
-            change.notes["routes"] = [(app, list(getattr(app, "routes", ()))) for app in _apps_in()]
+        apps = _apps_in()
+        # Remember the routes as they were: a module that runs again as a whole registers
+        # its routes again (folded into the old ones after the commit), and a run that
+        # fails takes back what it registered.
+        change.notes["routes"] = [(app, list(getattr(app, "routes", ()))) for app in apps]
+        # Every router's registrations: a new one after the commit may need including.
+        change.notes["registered"] = snapshot(apps)
 
     def committed(self, change: ModuleChange) -> Iterable[str]:
         warnings: list[str] = []
@@ -39,12 +45,28 @@ class StarletteAdapter(BaseAdapter):
             if _is_app(old) and type(new) is type(old):
                 warnings += _adopt(old, new, change)
                 change.module.__dict__[name] = old
+            elif _is_router(old) and type(new) is type(old):
+                # The same for a router the module makes: apps included the live one.
+                warnings += adopt_router(old, new, lambda endpoint: _kept(endpoint, change))
+                change.module.__dict__[name] = old
         for app, before in change.notes.pop("routes", ()):
-            warnings += _fold_registered_again(app, before)
+            if change.strategy != "statements":
+                warnings += _fold_registered_again(app, before)
         patched = {id(fn) for fn in change.functions}
-        for app in _apps_in():
+        if change.strategy != "statements":
+            # The module ran as a whole: its functions kept their identity and took the
+            # new code, and any of them may be an endpoint whose parameters changed.
+            patched |= {
+                id(value)
+                for value in change.module.__dict__.values()
+                if type(value) is FunctionType and value.__module__ == change.module.__name__
+            }
+        apps = _apps_in()
+        for app in apps:
             if patched:
                 warnings += _remake_routes(app, patched)
+        warnings += include_new_routes(apps, change.notes.pop("registered", {}))
+        for app in apps:
             if hasattr(app, "openapi_schema"):
                 app.openapi_schema = None
         return warnings
@@ -59,11 +81,32 @@ class StarletteAdapter(BaseAdapter):
 def _is_app(value: object) -> bool:
     applications = sys.modules.get("starlette.applications")
     starlette = getattr(applications, "Starlette", None)
-    return isinstance(starlette, type) and isinstance(value, starlette)
+    return isinstance(starlette, type) and issubclass(type(value), starlette)
+
+
+def _is_router(value: object) -> bool:
+    routing = sys.modules.get("fastapi.routing")
+    router = getattr(routing, "APIRouter", None)
+    return isinstance(router, type) and issubclass(type(value), router)
+
+
+def _kept(endpoint: Any, change: ModuleChange) -> Any:
+    """The kept function standing for an endpoint the module's new run made."""
+    kept = change.new.get(getattr(endpoint, "__name__", ""))
+    if kept is not None and getattr(kept, "__qualname__", None) == getattr(endpoint, "__qualname__", None):
+        return kept
+    return endpoint
 
 
 def _adopt(old: Any, new: Any, change: ModuleChange) -> list[str]:
-    """Give the live app ``old`` what the module's new run built into ``new``."""
+    """Give the live app ``old`` what the module's new run built into ``new``.
+
+    The live app keeps its identity, router, state and the hotmod.web middleware serving
+    it; it takes the new run's routes, settings (title, ``openapi_url``, ...), middleware
+    and exception handlers, each calling the kept functions (which later edits patch).
+    FastAPI's own routes (``/openapi.json``, ``/docs``) close over the app that made them:
+    they are pointed at the live app, so its schema is the one served and dropped.
+    """
     routing = sys.modules.get("fastapi.routing")
     api_route = getattr(routing, "APIRoute", None)
     warnings: list[str] = []
@@ -79,19 +122,112 @@ def _adopt(old: Any, new: Any, change: ModuleChange) -> list[str]:
             and getattr(kept, "__qualname__", None) == getattr(endpoint, "__qualname__", None)
         ):
             try:
-                route = _copy_route(api_route, route, endpoint=kept)  # noqa: PLW2901
+                route = copy_route(api_route, route, endpoint=kept)  # noqa: PLW2901
             except Exception as exc:
                 warnings.append(f"route {route.path}: could not be made again ({type(exc).__name__}: {exc})")
+        _point_at(getattr(route, "endpoint", None), new, old)
         routes.append(route)
     old.router.routes[:] = routes
-    for attribute in ("user_middleware", "exception_handlers"):
-        if hasattr(new, attribute):
-            setattr(old, attribute, getattr(new, attribute))
+    _take_settings(old, new)
+    if isinstance(getattr(new, "user_middleware", None), list):
+        middleware = _keep_live_reload(old, new.user_middleware)
+        old.user_middleware = [_kept_arguments(entry, change) for entry in middleware]
+    if isinstance(getattr(new, "exception_handlers", None), dict):
+        old.exception_handlers = {k: _kept_function(h, change) for k, h in new.exception_handlers.items()}
     if hasattr(old, "middleware_stack"):
         old.middleware_stack = None  # built again, with the new middleware, at the next call
     if hasattr(old, "openapi_schema"):
         old.openapi_schema = None
     return warnings
+
+
+# What the live app keeps of its own when it adopts a new run's app: what serves (its
+# router and state), and what is adopted on its own terms.
+_APP_KEEPS = frozenset(
+    {"routes", "router", "state", "middleware", "exception_handlers", "lifespan", "on_startup", "on_shutdown"}
+)
+
+
+def _take_settings(old: Any, new: Any) -> None:
+    """The settings the new app was made with (the arguments of its class that it keeps
+    under their own names: FastAPI's title, version, openapi_url, docs_url, ...)."""
+    import inspect
+
+    try:
+        accepted = inspect.signature(type(new)).parameters
+    except (TypeError, ValueError):
+        return
+    made = vars(new)
+    for name in accepted:
+        if name not in _APP_KEEPS and name in made:
+            setattr(old, name, made[name])
+
+
+def _point_at(function: Any, new: Any, old: Any) -> None:
+    """A closure over the new app (FastAPI's openapi and docs endpoints) now sees the live one."""
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            if cell.cell_contents is new:
+                cell.cell_contents = old
+        except ValueError:  # an empty cell
+            continue
+
+
+def _kept_function(value: Any, change: ModuleChange) -> Any:
+    """The kept function standing for ``value`` when the module's new run made it, else ``value``."""
+    name = getattr(value, "__name__", None)
+    kept = change.new.get(name) if isinstance(name, str) else None
+    if (
+        kept is not None
+        and kept is not value
+        and getattr(value, "__module__", None) == change.module.__name__
+        and getattr(kept, "__qualname__", None) == getattr(value, "__qualname__", None)
+    ):
+        return kept
+    return value
+
+
+def _kept_arguments(middleware: Any, change: ModuleChange) -> Any:
+    """A middleware entry of the new run whose arguments are the kept functions
+    (``@app.middleware("http")`` passes its function as ``dispatch``)."""
+    args, kwargs = getattr(middleware, "args", None), getattr(middleware, "kwargs", None)
+    if isinstance(args, tuple) and isinstance(kwargs, dict):
+        middleware.args = tuple(_kept_function(a, change) for a in args)
+        middleware.kwargs = {k: _kept_function(v, change) for k, v in kwargs.items()}
+    return middleware
+
+
+def _keep_live_reload(old: Any, middleware: list[Any]) -> list[Any]:
+    """The new run's middleware, with the hotmod.web middleware already serving ``old``
+    in place of the one the new run's ``hotmod.web.enable(app)`` asked for: a new one
+    would start a second live reloader, and the pages open now would hear neither."""
+    kind = getattr(sys.modules.get("hotmod.web.asgi"), "ASGIMiddleware", None)
+    if not isinstance(kind, type):
+        return middleware
+    running: list[Any] = []
+    layer = getattr(old, "middleware_stack", None)
+    for _ in range(64):  # the built stack: each layer wraps the next as .app
+        if layer is None:
+            break
+        if isinstance(layer, kind):
+            running.append(layer)
+        layer = getattr(layer, "app", None)
+    kept: list[Any] = []
+    for entry in middleware:
+        if running and getattr(entry, "cls", None) is kind:
+            entry = type(entry)(_serving(running.pop(0)))  # noqa: PLW2901
+        kept.append(entry)
+    return kept
+
+
+def _serving(instance: Any) -> Any:
+    """A middleware factory that hands back ``instance``, wrapped around the new inner app."""
+
+    def made(app: Any, *args: Any, **kwargs: Any) -> Any:
+        instance.app = app
+        return instance
+
+    return made
 
 
 def _apps_in() -> list[Any]:
@@ -115,7 +251,7 @@ def _apps_in() -> list[Any]:
         if not isinstance(namespace, dict) or name.startswith(("starlette", "fastapi", "_")):
             continue
         for value in list(namespace.values()):
-            if isinstance(value, kinds) and id(value) not in seen:
+            if issubclass(type(value), kinds) and id(value) not in seen:
                 seen.add(id(value))
                 found.append(value)
     return found
@@ -128,11 +264,11 @@ def _remake_routes(app: Any, patched: set[int]) -> list[str]:
     if not isinstance(api_route, type) or not isinstance(routes, list):
         return []
     warnings: list[str] = []
-    for index, route in enumerate(list(routes)):
+    for route in list(routes):
         if not isinstance(route, api_route) or id(getattr(route, "endpoint", None)) not in patched:
             continue
         try:
-            routes[index] = _copy_route(api_route, route)
+            remake(app, route)
         except Exception as exc:
             warnings.append(
                 f"FastAPI route {getattr(route, 'path', '?')}: its parameters could not be read again "
@@ -168,49 +304,9 @@ def _fold_registered_again(app: Any, before: list[Any]) -> list[str]:
             routing = sys.modules.get("fastapi.routing")
             api_route = getattr(routing, "APIRoute", None)
             if isinstance(api_route, type) and isinstance(new, api_route):
-                new = _copy_route(api_route, new, endpoint=old.endpoint)  # noqa: PLW2901
+                new = copy_route(api_route, new, endpoint=old.endpoint)  # noqa: PLW2901
         except Exception as exc:
             warnings.append(f"route {key[0]}: could not be made again ({type(exc).__name__}: {exc})")
             continue
         routes[routes.index(old)] = new
     return warnings
-
-
-# The settings APIRoute.__init__ takes and keeps under the same names.
-_ROUTE_SETTINGS = (
-    "response_model",
-    "status_code",
-    "tags",
-    "dependencies",
-    "summary",
-    "description",
-    "response_description",
-    "responses",
-    "deprecated",
-    "name",
-    "methods",
-    "operation_id",
-    "response_model_include",
-    "response_model_exclude",
-    "response_model_by_alias",
-    "response_model_exclude_unset",
-    "response_model_exclude_defaults",
-    "response_model_exclude_none",
-    "include_in_schema",
-    "response_class",
-    "dependency_overrides_provider",
-    "callbacks",
-    "openapi_extra",
-    "generate_unique_id_function",
-)
-
-
-def _copy_route(api_route: type, route: Any, endpoint: Any = None) -> Any:
-    """The same route made again: FastAPI reads the endpoint's signature anew."""
-    import inspect
-
-    accepted = set(inspect.signature(api_route).parameters)  # the class: its __init__'s
-    settings = {k: getattr(route, k) for k in _ROUTE_SETTINGS if k in accepted and hasattr(route, k)}
-    if "methods" in settings and settings["methods"] is not None:
-        settings["methods"] = sorted(settings["methods"])
-    return api_route(route.path, endpoint if endpoint is not None else route.endpoint, **settings)

@@ -83,6 +83,127 @@ def test_fastapi_new_parameters_body_fields_and_schema_after_requests(pkg: Pkg) 
     assert client.get("/search", params={"q": "a", "limit": 1}).json() == {"found": ["a", 1]}
 
 
+ROUTES = """\
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+@router.get("/{{item_id}}")
+def read(item_id: int{params}):
+    return {{"id": item_id{extra}}}
+{more}"""
+
+APP = """\
+from fastapi import Depends, FastAPI, Header, HTTPException, APIRouter
+from .routes import router
+
+def token(x_token: str = Header("")):
+    if x_token != "secret":
+        raise HTTPException(status_code=401)
+
+app = FastAPI()
+app.include_router(router, prefix="/api", tags=["api"], dependencies=[Depends(token)])
+v1 = APIRouter(prefix="/v1")
+v1.include_router(router)
+app.include_router(v1)
+"""
+
+MORE = """
+@router.get("/{{item_id}}/{path}")
+def more(item_id: int):
+    return {{"more": item_id}}
+"""
+
+
+@pytest.mark.parametrize("strategy", ["statements", "module"])
+@pytest.mark.filterwarnings(
+    "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
+)  # starlette's own test client at its lowest versions, with today's anyio: not ours
+def test_fastapi_included_routers_follow_new_edited_and_moved_routes(pkg: Pkg, strategy: str) -> None:
+    """FastAPI up to 0.12x copies a router's routes at ``include_router``; later releases
+    keep the router and cache its routes: both must serve what the router has now."""
+    from fastapi.testclient import TestClient
+
+    _load(pkg, "routes", ROUTES.format(params="", extra="", more=""))
+    mod = _load(pkg, "app", APP)
+    client = TestClient(mod.app)
+    auth = {"x-token": "secret"}
+    assert client.get("/api/items/1", headers=auth).json() == {"id": 1}
+    assert client.get("/v1/items/1").json() == {"id": 1}
+    r = pkg.reloader(strategy=strategy)
+    # A new route on the included router, and a new required parameter on the old one.
+    _save(r, pkg, "routes", ROUTES.format(params=", n: int", extra=', "n": n', more=MORE.format(path="more")))
+    assert client.get("/api/items/2/more", headers=auth).json() == {"more": 2}
+    assert client.get("/api/items/2/more").status_code == 401  # the include's dependency
+    assert client.get("/v1/items/2/more").json() == {"more": 2}  # and through two includes
+    assert client.get("/api/items/1", headers=auth).status_code == 422  # n is required now
+    assert client.get("/api/items/1", params={"n": 5}, headers=auth).json() == {"id": 1, "n": 5}
+    assert client.get("/v1/items/1", params={"n": 5}).json() == {"id": 1, "n": 5}
+    schema = client.get("/openapi.json").json()
+    assert schema["paths"]["/api/items/{item_id}/more"]["get"]["tags"] == ["api", "items"]
+    # The new route's path changed: the old path is gone everywhere, the new one served.
+    _save(
+        r, pkg, "routes", ROUTES.format(params=", n: int", extra=', "n": n', more=MORE.format(path="extra"))
+    )
+    assert client.get("/api/items/3/extra", headers=auth).json() == {"more": 3}
+    assert client.get("/v1/items/3/extra").json() == {"more": 3}
+    assert client.get("/api/items/3/more", headers=auth).status_code == 404
+    assert client.get("/v1/items/3/more").status_code == 404
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/api/items/{item_id}/extra" in paths
+    assert "/api/items/{item_id}/more" not in paths
+    assert [getattr(route, "path", None) for route in mod.app.routes].count("/api/items/{item_id}/extra") <= 1
+
+
+LAZY = """\
+from fastapi import FastAPI
+from flask import Flask
+from pydantic import BaseModel
+
+api = FastAPI()
+site = Flask(__name__)
+
+class Item(BaseModel):
+    name: str{field}
+
+@api.get("/search")
+def search({params}):
+    return {{"q": q}}
+"""
+
+
+class _NotConfigured:
+    """Like ``django.conf.settings`` before ``configure()``: any attribute raises,
+    ``__class__`` included (which ``isinstance`` may read)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        raise RuntimeError("settings are not configured")
+
+
+@pytest.mark.filterwarnings(
+    "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
+)  # starlette's own test client at its lowest versions, with today's anyio: not ours
+def test_a_lazy_proxy_in_another_module_never_stops_the_adapters(
+    pkg: Pkg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library that imported Django's ``settings`` unconfigured: the adapters look
+    through every module for apps and models and must not touch it (they did, with
+    ``isinstance``, and gave up with a warning)."""
+    from fastapi.testclient import TestClient
+
+    library = ModuleType("library_with_optional_django")
+    library.settings = _NotConfigured()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, library.__name__, library)
+    mod = _load(pkg, "lazy", LAZY.format(field="", params="q: str = ''"))
+    client = TestClient(mod.api)
+    assert client.get("/search", params={"q": "a"}).json() == {"q": "a"}
+    r = pkg.reloader()
+    result = _save(r, pkg, "lazy", LAZY.format(field="\n    size: int = 0", params="q: str"))
+    assert result.warnings == ()
+    assert client.get("/search").status_code == 422  # the route was made again
+    assert mod.Item.model_validate({"name": "a", "size": 2}).size == 2
+
+
 PYDANTIC = """\
 from pydantic import BaseModel
 
