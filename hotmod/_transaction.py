@@ -274,8 +274,10 @@ def execute(
         # Also on KeyboardInterrupt/SystemExit, which propagate after the restore.
         if not ran_clean:
             # Adapters first, while the failed run's objects are still in the namespace:
-            # what it registered with a framework is taken back.
-            frameworks.aborted(done)
+            # what it registered with a framework is taken back, the last module first
+            # (each puts back the state it saw before it ran, which includes the earlier
+            # modules' registrations: those must go after it).
+            frameworks.aborted(reversed(done))
             for unit in reversed(done):
                 if unit.statements is not None:
                     unit.statements.undo.restore()
