@@ -18,11 +18,19 @@ that is not already loaded, and nothing happens at ``import hotmod``. It adds:
   ``arguments.reloadOnContinue: true`` (or ``HOTMOD_RELOAD_ON_CONTINUE=1``) applies
   pending saves when the client resumes, before any thread runs again.
 
-How it plugs in: pydevd names each DAP request's handler ``on_<command>_request`` on its
-JSON command processor, after finding the command in its schema registry
+How it plugs in: through pydevd's extension mechanism, the one debugpy documents for
+extending the debugger without modifying it: a ``pydevd_plugins.extensions`` namespace
+module that pydevd finds on ``sys.path`` and loads at start, whose
+``DebuggerEventHandler.on_debugger_modules_loaded`` pydevd calls once its modules are
+loaded ("useful for importing and/or patching debugger modules", its API says). hotmod's
+(``pydevd_plugins/extensions/pydevd_plugin_hotmod.py``, installed with hotmod) calls
+``register_request``: pydevd names each DAP request's handler ``on_<command>_request`` on
+its JSON command processor, after finding the command in its schema registry
 (``pydevd_base_schema.register_request``, the registry its own extra requests such as
 ``pydevdSystemInfo`` use). hotmod registers its command there and adds its handler under
-that name; no pydevd function is replaced. Resuming is seen through pydevd's public
+that name; no pydevd function is replaced. debugpy has no public API for custom requests;
+this is the narrowest use of pydevd's that serves one, and the tests run it against the
+lowest and the newest debugpy. Resuming is seen through pydevd's public
 ``add_dap_messages_listener``. The request runs on pydevd's reader thread, which pydevd
 never suspends, while the program's threads stay paused.
 """
@@ -41,14 +49,25 @@ from typing import Any, Protocol
 
 from .result import ReloadResult
 
-__all__ = ["CAPABILITY", "COMMAND", "RESULT_EVENT", "ReloadRequest", "attach", "body", "detach", "install"]
+__all__ = [
+    "CAPABILITY",
+    "COMMAND",
+    "RESULT_EVENT",
+    "ReloadRequest",
+    "attach",
+    "body",
+    "detach",
+    "install",
+    "register_request",
+]
 
 COMMAND = "hotmod/reload"
 RESULT_EVENT = "hotmod/reloadResult"
 CAPABILITY = "supportsHotmodReload"
 
 _lock = threading.Lock()
-_installed = False
+_installed = False  # the continue listener is added, the capability told
+_registered = False  # pydevd knows the request
 _local = threading.local()  # .requesting: a hotmod/reload request is being answered here
 _reload_on_continue = os.environ.get("HOTMOD_RELOAD_ON_CONTINUE", "") not in ("", "0")
 
@@ -74,6 +93,30 @@ def detach(applier: object) -> None:
         unsubscribe()
 
 
+def register_request() -> bool:
+    """Teach pydevd the ``hotmod/reload`` request; False if pydevd is not loaded.
+
+    Called by hotmod's pydevd extension (``pydevd_plugins/extensions/pydevd_plugin_hotmod.py``,
+    which pydevd loads by itself at start) and again by ``install``; the request then
+    works before any Reloader opens, and even in a program that never imports hotmod.
+    """
+    global _registered
+    with _lock:
+        if _registered:
+            return True
+        if "pydevd" not in sys.modules and "_pydevd_bundle" not in sys.modules:
+            return False
+        try:
+            pydevd_base_schema = _pydevd("_pydevd_bundle._debug_adapter.pydevd_base_schema")
+            processor = _pydevd("_pydevd_bundle.pydevd_process_net_command_json").PyDevJsonCommandProcessor
+        except (ImportError, AttributeError):
+            return False
+        pydevd_base_schema.register_request(COMMAND)(ReloadRequest)
+        setattr(processor, f"on_{COMMAND}_request", _handle_reload)
+        _registered = True
+    return True
+
+
 def install() -> bool:
     """Register the request and the listener with the running pydevd; False if none runs."""
     global _installed
@@ -84,8 +127,6 @@ def install() -> bool:
             return False
         try:
             pydevd_constants = _pydevd("_pydevd_bundle.pydevd_constants")
-            pydevd_base_schema = _pydevd("_pydevd_bundle._debug_adapter.pydevd_base_schema")
-            processor = _pydevd("_pydevd_bundle.pydevd_process_net_command_json").PyDevJsonCommandProcessor
             add_dap_messages_listener = _pydevd("pydevd").add_dap_messages_listener
         except (ImportError, AttributeError):
             return False
@@ -95,8 +136,11 @@ def install() -> bool:
             pydevd_constants.HTTP_JSON_PROTOCOL,
         ):
             return False  # not a DAP client (PyCharm speaks pydevd's XML protocol)
-        pydevd_base_schema.register_request(COMMAND)(ReloadRequest)
-        setattr(processor, f"on_{COMMAND}_request", _handle_reload)
+    if not register_request():
+        return False
+    with _lock:
+        if _installed:
+            return True
         add_dap_messages_listener(_ContinueListener())
         _installed = True
     _send({"type": "event", "event": "capabilities", "body": {"capabilities": {CAPABILITY: True}}})

@@ -99,6 +99,35 @@ def test_reload_request_while_paused(app: Path) -> None:
     assert "after new" in out, (out, err)
 
 
+def test_the_request_works_in_a_program_that_never_imports_hotmod(app: Path) -> None:
+    """pydevd loads hotmod's extension (``pydevd_plugins/extensions``) by itself: the
+    request is there from the first pause, with no Reloader and no ``import hotmod``, in
+    a program started as the editor starts it (``python -m debugpy ... app.py``)."""
+    port = free_port()
+    process = launch(port, ["app.py"], app, debuggee_env(app))
+    client = Client.connect(port, process)
+    try:
+        stopped = client.start({app / "helper.py": [2]})
+        assert stopped["body"]["reason"] == "breakpoint", stopped
+        write_replace(app / "helper.py", HELPER_NEW)
+        response = client.request("hotmod/reload", {"source": {"path": str(app / "helper.py")}})
+        assert response["success"], response
+        assert response["body"]["status"] == "ok", response
+        assert response["body"]["modules"] == ["helper"]
+        loaded = client.wait_event("loadedSource", timeout=5)
+        assert loaded["body"]["source"]["path"] == str(app / "helper.py")
+        source = {"name": "helper.py", "path": str(app / "helper.py")}
+        assert client.request("setBreakpoints", {"source": source, "breakpoints": []})["success"]
+        assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
+        out, err = finish(process, client)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            finish(process, client)
+    assert "values old new" in out, (out, err)
+    assert "after new" in out, (out, err)
+
+
 def test_reload_now_in_the_debug_console_does_not_hang(app: Path) -> None:
     """hotmod traced by the debugger (justMyCode off): its threads are still never
     suspended, so ``reload_now()`` evaluated on the paused frame answers at once."""
