@@ -73,8 +73,8 @@ class DjangoAdapter(BaseAdapter):
         return [
             (name, old, new)
             for name, old, new in change.replaced()
-            if isinstance(old, type)
-            and isinstance(new, type)
+            if issubclass(type(old), type)
+            and issubclass(type(new), type)
             and issubclass(old, base)
             and issubclass(new, base)
         ]
@@ -200,7 +200,7 @@ class DjangoAdapter(BaseAdapter):
             old
             for key, old in change.old.items()
             if key not in change.new
-            and isinstance(old, type)
+            and issubclass(type(old), type)
             and issubclass(old, base)
             and old.__module__ == name
         ]
