@@ -287,14 +287,15 @@ folder.close()
 
 def test_a_plugin_folder_reload_reaches_the_client_once(app: Path) -> None:
     (app / "plugins").mkdir()
-    write(app / "plugins" / "p.py", "X = 1\n")
+    plugin = 'print("plugin module ran", flush=True)\nX = {}\n'
+    write(app / "plugins" / "p.py", plugin.format(1))
     write(app / "plugin_app.py", PLUGIN_APP)
     port = free_port()
     process = launch(port, ["plugin_app.py"], app, debuggee_env(app))
     client = Client.connect(port, process)
     try:
         stopped = client.start({app / "plugin_app.py": [9]})
-        write_replace(app / "plugins" / "p.py", "X = 2\n")
+        write_replace(app / "plugins" / "p.py", plugin.format(2))
         event = client.wait_event("hotmod/reloadResult", timeout=20)
         assert event["body"]["status"] == "ok", event
         assert event["body"]["paths"] == [str(app / "plugins" / "p.py")]
@@ -308,3 +309,6 @@ def test_a_plugin_folder_reload_reaches_the_client_once(app: Path) -> None:
             process.kill()
             finish(process, client)
     assert "plugin 2 2" in out, (out, err)  # the paused line runs after the reload
+    # Applied once: the module ran at load and once for the save, under the folder's own
+    # reloader and the debugger's listener alike.
+    assert out.count("plugin module ran") == 2, (out, err)
