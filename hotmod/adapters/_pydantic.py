@@ -14,7 +14,9 @@ discarded copy. After the commit:
   kept class with its new fields.
 
 Method and validator edits applied by statement need nothing: the validator calls the
-same function objects, which now run the new code.
+same function objects, which now run the new code. A validator or serializer added or
+removed by a statement reload is collected again (pydantic collects them when the class
+statement runs), for the model and the subclasses made from it, which are then rebuilt.
 """
 
 from __future__ import annotations
@@ -64,6 +66,17 @@ class PydanticAdapter(BaseAdapter):
                 kept.append(cast(type, old))
         made: dict[str, type] = change.notes.pop("pydantic.new", {})
         warnings: list[str] = []
+        if change.strategy == "statements":
+            # Methods added to or removed from a kept model: a validator or serializer
+            # among them changes what pydantic validates with.
+            for model in _models_of(change, base):
+                changed = _refresh_decorators(model)
+                if isinstance(changed, str):
+                    warnings.append(changed)
+                elif changed:
+                    kept.append(model)
+                    subclasses = _subclasses(model)  # made before: they copied the decorators
+                    kept.extend(sub for sub in subclasses if _refresh_decorators(sub, force=True) is True)
         for model in kept:
             warnings += _rebuild(model)
         for model in kept:
@@ -74,6 +87,77 @@ class PydanticAdapter(BaseAdapter):
             for model in _nesting(base, kept):
                 warnings += _rebuild(model)
         return warnings
+
+
+# DecoratorInfos' categories: name in the class -> the decorator pydantic calls.
+_CATEGORIES = (
+    "validators",
+    "field_validators",
+    "root_validators",
+    "field_serializers",
+    "model_serializers",
+    "model_validators",
+    "computed_fields",
+)
+
+
+def _models_of(change: ModuleChange, base: type) -> list[type]:
+    """The model classes the module defines (module-level names)."""
+    name = change.module.__name__
+    return [
+        value
+        for value in list(change.new.values())
+        if issubclass(type(value), type) and issubclass(value, base) and value.__module__ == name
+    ]
+
+
+def _subclasses(model: type) -> list[type]:
+    found: list[type] = []
+    stack: list[type] = list(model.__subclasses__())
+    while stack:
+        sub = stack.pop(0)
+        if sub not in found:
+            found.append(sub)
+            stack.extend(sub.__subclasses__())
+    return found
+
+
+def _refresh_decorators(model: Any, force: bool = False) -> bool | str:
+    """pydantic collects a model's validators and serializers once, when the class is made
+    (a decorated method is a proxy in the class body until then). A statement reload adds
+    a decorated method to the kept class as a proxy, or removes one: collect them again.
+
+    pydantic has no public API for it: this uses ``DecoratorInfos.build`` (the function
+    the model class statement calls, present from pydantic 2.0 to today's release) and
+    keeps the model's decorators that are already collected and still there. Returns
+    whether anything changed, or a warning when pydantic's internals moved.
+    """
+    current = model.__dict__.get("__pydantic_decorators__")
+    decorators = sys.modules.get("pydantic._internal._decorators")
+    proxy = getattr(decorators, "PydanticDescriptorProxy", None)
+    infos = getattr(decorators, "DecoratorInfos", None)
+    if current is None or not isinstance(proxy, type) or infos is None:
+        return False
+    added = any(issubclass(type(value), proxy) for value in list(model.__dict__.values()))
+    removed = any(
+        not hasattr(model, name) for category in _CATEGORIES for name in getattr(current, category, {}) or {}
+    )
+    if not (added or removed or force):
+        return False
+    try:
+        fresh = infos.build(model)
+        for category in _CATEGORIES:
+            collected = getattr(current, category, None) or {}
+            found = getattr(fresh, category)
+            still = {k: v for k, v in collected.items() if hasattr(model, k) and k not in found}
+            setattr(fresh, category, {**still, **found})
+        model.__pydantic_decorators__ = fresh
+    except Exception as exc:
+        return (
+            f"pydantic: {model.__qualname__}: its validators and serializers could not be collected "
+            f"again ({type(exc).__name__}: {exc}); restart to apply a new or removed one"
+        )
+    return True
 
 
 def _merged(change: ModuleChange) -> Iterable[tuple[str, Any, Any]]:

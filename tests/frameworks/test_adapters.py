@@ -280,6 +280,44 @@ def test_pydantic_generics_parametrized_before_a_structural_edit_take_the_new_fi
     assert mod.Page[float].model_validate({"items": [1.5], "total": -1}).total == 1
 
 
+VALIDATED = """\
+from pydantic import BaseModel, field_validator
+
+class User(BaseModel):
+    name: str
+{validator}
+class Admin(User):
+    level: int = 1
+"""
+
+STRIP = """
+    @field_validator("name")
+    @classmethod
+    def strip(cls, value: str) -> str:
+        return value.strip(){suffix}
+"""
+
+
+def test_pydantic_validators_added_edited_and_removed_by_statements(pkg: Pkg) -> None:
+    """A new ``@field_validator`` is a new method of a kept class (a statement reload);
+    pydantic collects validators when the class is made, so it must collect them again."""
+    mod = _load(pkg, "users", VALIDATED.format(validator=""))
+    User, Admin = mod.User, mod.Admin
+    assert User(name=" a ").name == " a "
+    r = pkg.reloader()
+    result = _save(r, pkg, "users", VALIDATED.format(validator=STRIP.format(suffix="")))
+    assert result.strategies == ((pkg.qualname("users"), "statements"),)
+    assert User(name=" a ").name == "a"
+    assert Admin(name=" b ").name == "b"  # a subclass made before the edit too
+    assert type(Admin.model_validate({"name": "c"})) is Admin
+    _save(r, pkg, "users", VALIDATED.format(validator=STRIP.format(suffix=".upper()")))
+    assert User(name=" a ").name == "A"
+    _save(r, pkg, "users", VALIDATED.format(validator=""))
+    assert User(name=" a ").name == " a "
+    assert Admin(name=" b ").name == " b "
+    assert (mod.User, mod.Admin) == (User, Admin)
+
+
 FLASK = """\
 from flask import Flask
 

@@ -555,18 +555,11 @@ if __name__ == "__main__":
 """
 
 
-PYDANTIC_NEW_VALIDATOR = (
-    "a @field_validator added to an existing model runs as a statement reload: the method is added "
-    "to the kept class but pydantic's decorators and validator are not built again, so the new "
-    "validator never runs (the reload reports ok)"
-)
-
-
 @pytest.mark.parametrize(
     "last",
     [
         pytest.param("field type"),
-        pytest.param("validator", marks=pytest.mark.xfail(strict=True, reason=PYDANTIC_NEW_VALIDATOR)),
+        pytest.param("validator"),
     ],
 )
 def test_pydantic_after_edits_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Path, last: str) -> None:
