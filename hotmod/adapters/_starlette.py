@@ -9,7 +9,11 @@ is made, and caches the OpenAPI schema at the first request for it. After a relo
 - routes registered on a router after it was included in an app (``app.include_router``
   copied them at that moment, in FastAPI releases before it kept the router itself) are
   included into the apps and routers that include it (see ``_routers``);
-- the OpenAPI schema is dropped, so ``/openapi.json`` is built from the new routes.
+- the OpenAPI schema is dropped, so ``/openapi.json`` is built from the new routes;
+- middleware and exception handlers added to an app that already served (Starlette
+  refuses ``add_middleware`` then) register: the guard is lifted for the reload, and the
+  middleware stack is built again at the next request, around the hotmod.web middleware
+  already serving; a failed run takes them back.
 """
 
 from __future__ import annotations
@@ -36,9 +40,25 @@ class StarletteAdapter(BaseAdapter):
         change.notes["routes"] = [(app, list(getattr(app, "routes", ()))) for app in apps]
         # Every router's registrations: a new one after the commit may need including.
         change.notes["registered"] = snapshot(apps)
+        # Starlette refuses add_middleware once an app has served (its middleware stack is
+        # built): lifted for the reload, so a new @app.middleware registers; put back after.
+        started: list[tuple[Any, Any, list[Any], dict[Any, Any]]] = []
+        for app in apps:
+            stack = getattr(app, "middleware_stack", None) if _is_app(app) else None
+            if stack is not None:
+                started.append((app, stack, list(app.user_middleware), dict(app.exception_handlers)))
+                app.middleware_stack = None
+        change.notes["started"] = started
 
     def committed(self, change: ModuleChange) -> Iterable[str]:
         warnings: list[str] = []
+        for app, stack, middleware, handlers in change.notes.pop("started", ()):
+            app.middleware_stack = stack
+            if app.user_middleware != middleware or app.exception_handlers != handlers:
+                # New middleware or exception handlers: the stack is built again at the
+                # next request, around the hotmod.web middleware already serving.
+                app.user_middleware = _keep_live_reload(app, app.user_middleware)
+                app.middleware_stack = None
         for name, old, new in list(change.replaced()):
             # The module that makes the app ran again: the live app (the one the server
             # holds) takes the new one's routes, middleware and handlers, and stays.
@@ -72,6 +92,11 @@ class StarletteAdapter(BaseAdapter):
         return warnings
 
     def aborted(self, change: ModuleChange) -> None:
+        for app, stack, middleware, handlers in change.notes.pop("started", ()):
+            app.user_middleware[:] = middleware
+            app.exception_handlers.clear()
+            app.exception_handlers.update(handlers)
+            app.middleware_stack = stack
         for app, before in change.notes.pop("routes", ()):
             routes = getattr(app, "routes", None)
             if isinstance(routes, list):

@@ -204,6 +204,73 @@ def test_a_lazy_proxy_in_another_module_never_stops_the_adapters(
     assert mod.Item.model_validate({"name": "a", "size": 2}).size == 2
 
 
+STARTED = """\
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+app = FastAPI()
+
+class Teapot(Exception):
+    pass
+
+@app.get("/")
+def index():
+    return {{"ok": True}}
+
+@app.get("/tea")
+def tea():
+    raise Teapot()
+{extra}"""
+
+STAMP = """
+@app.middleware("http")
+async def stamp(request, call_next):
+    response = await call_next(request)
+    response.headers["x-stamp"] = "yes"
+    return response
+
+@app.exception_handler(Teapot)
+async def teapot(request, exc):
+    return JSONResponse({"teapot": True}, status_code=418)
+"""
+
+LATE = """
+@app.middleware("http")
+async def late(request, call_next):
+    response = await call_next(request)
+    response.headers["x-late"] = "yes"
+    return response
+
+raise RuntimeError("the end of the module fails")
+"""
+
+
+@pytest.mark.filterwarnings(
+    "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
+)  # starlette's own test client at its lowest versions, with today's anyio: not ours
+def test_middleware_and_exception_handlers_added_to_an_app_that_served(pkg: Pkg) -> None:
+    """Starlette refuses ``add_middleware`` once the app served a request, and builds its
+    exception handlers into the middleware stack: a statement save adding both works,
+    and a failed one takes its middleware back."""
+    from fastapi.testclient import TestClient
+
+    mod = _load(pkg, "started", STARTED.format(extra=""))
+    client = TestClient(mod.app, raise_server_exceptions=False)
+    assert "x-stamp" not in client.get("/").headers
+    assert client.get("/tea").status_code == 500
+    r = pkg.reloader()
+    result = _save(r, pkg, "started", STARTED.format(extra=STAMP))
+    assert result.strategies == ((pkg.qualname("started"), "statements"),)
+    assert client.get("/").headers["x-stamp"] == "yes"
+    assert client.get("/tea").json() == {"teapot": True}
+    failed = edit(r, pkg.path("started"), textwrap.dedent(STARTED.format(extra=STAMP + LATE)))
+    assert failed.status == "aborted", failed.summary()
+    response = client.get("/")
+    assert "x-late" not in response.headers
+    assert response.headers["x-stamp"] == "yes"
+    assert len(mod.app.user_middleware) == 1
+
+
 PYDANTIC = """\
 from pydantic import BaseModel
 

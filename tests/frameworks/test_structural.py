@@ -781,15 +781,6 @@ async def stamp(request, call_next):
 
 
 @ANYIO_PORTAL
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a save that only adds @app.middleware('http') to a started app's module runs as statements: "
-        "the decorator runs on the live app, Starlette raises 'Cannot add middleware after an "
-        "application has started', and the reload is aborted (the adapter lifts no guard and does "
-        "not fall back to a whole-module run, whose _adopt would take the middleware)"
-    ),
-)
 def test_fastapi_middleware_added_by_a_statement_save_is_served(pkg: Pkg) -> None:
     from fastapi.testclient import TestClient
 
