@@ -1,23 +1,37 @@
-"""SQLAlchemy 2: a mapped class statement that runs again is refused, and leaves nothing behind.
+"""SQLAlchemy 2: a mapped class statement that runs again is refused, and a failed run leaves nothing behind.
 
 The mapper, the table and every relationship were built for the kept class; a new class
 statement for the same table would need a new mapping (and, for a column change, a
 migration). So a reload that would run a mapped class statement again is refused with
 ``needs_restart`` naming the class and the columns that differ; methods, properties and
 hybrid properties apply in place through statement reloads, which never run the class
-statement. A run that failed or was refused after SQLAlchemy registered its new classes
-takes them out of the declarative registry again (a second ``User`` there makes every
-query by name fail with "Multiple classes found").
+statement.
+
+A run that failed or was refused after SQLAlchemy mapped its new classes leaves the
+declarative registries and the metadata as they were before it: ``prepare`` records what
+every registry and ``MetaData`` the module reaches holds (its namespace, and the modules
+it imports names from), ``aborted`` takes out what is new - the class's mapper and
+instrumentation, and its table (``MetaData.remove``). Otherwise the failed run's mapper
+stays in ``registry.mappers`` and its table in the metadata, and the corrected save fails
+with "Table ... is already defined for this MetaData instance".
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import FunctionType, ModuleType
 from typing import Any
 
 from . import BaseAdapter, ModuleChange
 
 __all__ = ["SQLAlchemyAdapter"]
+
+logger = logging.getLogger(__name__)
+
+_NOTE = "sqlalchemy"  # the key of the state prepare records in ModuleChange.notes
 
 
 def _mapped(value: object) -> bool:
@@ -32,8 +46,168 @@ def _columns(cls: Any) -> dict[str, str]:
     return {c.key: f"{c.type!r}, nullable={c.nullable}, primary_key={c.primary_key}" for c in columns}
 
 
+def _types() -> tuple[type | None, type | None, type | None]:
+    """SQLAlchemy's ``registry``, ``MetaData`` and ``Table`` (None: not imported, or moved).
+
+    Looked up in ``sys.modules``: hotmod never imports SQLAlchemy (nor its ORM) itself.
+    """
+    orm = sys.modules.get("sqlalchemy.orm")
+    core = sys.modules.get("sqlalchemy")
+    found = (getattr(orm, "registry", None), getattr(core, "MetaData", None), getattr(core, "Table", None))
+    return (
+        found[0] if isinstance(found[0], type) else None,
+        found[1] if isinstance(found[1], type) else None,
+        found[2] if isinstance(found[2], type) else None,
+    )
+
+
+def _is(value: object, kind: type | None) -> bool:
+    # type(value), never value.__class__: a lazy proxy (an unconfigured settings object)
+    # raises on that
+    return kind is not None and issubclass(type(value), kind)
+
+
+def _attribute(cls: type, name: str) -> object:
+    try:
+        return getattr(cls, name, None)
+    except Exception:  # a metaclass's __getattr__ or a descriptor that raises
+        return None
+
+
+@dataclass
+class _Reached:
+    """The registries and metadata a module reaches, each once (by identity)."""
+
+    registries: dict[int, Any] = field(default_factory=dict)
+    metadata: dict[int, Any] = field(default_factory=dict)
+
+
+def _reached(namespaces: Iterable[Mapping[str, Any]]) -> _Reached:
+    """The declarative registries and ``MetaData`` the code of these namespaces can register
+    with: the ones bound there, the ``registry``/``metadata``/``__table__`` of classes
+    there (declarative bases and mapped classes), and the same one level into the modules
+    the namespaces import names from (``from .base import Base``, ``from . import db``,
+    or a helper function that maps classes in its own module's registry)."""
+    registry_type, metadata_type, table_type = _types()
+    reached = _Reached()
+    if registry_type is None and metadata_type is None:
+        return reached
+
+    def add(value: object) -> None:
+        if _is(value, registry_type):
+            reached.registries.setdefault(id(value), value)
+            add(getattr(value, "metadata", None))
+        elif _is(value, metadata_type):
+            reached.metadata.setdefault(id(value), value)
+        elif _is(value, table_type):
+            add(getattr(value, "metadata", None))
+
+    def visit(namespace: Mapping[str, Any], modules: dict[int, ModuleType] | None) -> None:
+        for value in list(namespace.values()):
+            kind = type(value)
+            if issubclass(kind, type):
+                for name in ("registry", "metadata", "__table__"):
+                    add(_attribute(value, name))
+            else:
+                add(value)
+            if modules is None:
+                continue
+            if issubclass(kind, ModuleType):
+                modules.setdefault(id(value), value)
+            elif issubclass(kind, (type, FunctionType)):
+                home = sys.modules.get(getattr(value, "__module__", None) or "")
+                if home is not None:
+                    modules.setdefault(id(home), home)
+
+    modules: dict[int, ModuleType] = {}
+    seen: set[int] = set()
+    for namespace in namespaces:
+        seen.add(id(namespace))
+        visit(namespace, modules)
+    for module in list(modules.values()):
+        name = getattr(module, "__name__", None) or ""
+        top = name.partition(".")[0]
+        if top in sys.stdlib_module_names or top in {"sqlalchemy", "builtins"}:
+            continue
+        home = getattr(module, "__dict__", None)
+        if isinstance(home, dict) and id(home) not in seen:
+            seen.add(id(home))
+            visit(home, None)
+    return reached
+
+
+@dataclass
+class _Before:
+    """What the registries and metadata held before the run (strong references, for the
+    transaction's duration: an id is never reused while it is recorded)."""
+
+    managers: list[tuple[Any, list[Any]]]  # (registry, its class managers)
+    tables: list[tuple[Any, dict[str, Any]]]  # (MetaData, its tables by key)
+    failed: list[str]  # registries whose state could not be read
+
+
+def _managers(registry: Any) -> Any:
+    """The registry's class managers: ``registry._managers``, private.
+
+    SQLAlchemy has no public API that lists a registry's classes including one whose mapping
+    failed half way (``registry.mappers`` raises UnmappedClassError for it) nor one that
+    takes a single class out of a registry (``registry.dispose()`` and ``clear_mappers()``
+    dispose every class). ``_managers`` is the weak dictionary ``registry.dispose()``
+    empties, the same from SQLAlchemy 2.0 to today's 2.1.
+    """
+    managers = getattr(registry, "_managers", None)
+    return managers if callable(getattr(managers, "pop", None)) and hasattr(managers, "__iter__") else None
+
+
+def _record(reached: _Reached) -> _Before:
+    before = _Before([], [], [])
+    for registry in reached.registries.values():
+        managers = _managers(registry)
+        if managers is None:
+            before.failed.append(repr(registry))
+        else:
+            before.managers.append((registry, list(managers)))
+    for metadata in reached.metadata.values():
+        tables = getattr(metadata, "tables", None)
+        if isinstance(tables, Mapping):
+            before.tables.append((metadata, dict(tables)))
+    return before
+
+
+def _dispose(registry: Any, manager: Any) -> str | None:
+    """Take one class out of ``registry``: its mapper, its instrumentation, its name.
+
+    Private API, because SQLAlchemy has no public one for a single class (see ``_managers``):
+    ``registry._dispose_manager_and_mapper`` is what ``registry.dispose()`` calls for each
+    of its classes once it took the class's manager out of ``_managers``; it flags the mapper
+    disposed, drops the class from the by-name lookup and removes its instrumentation. A
+    warning (not an error) when a SQLAlchemy version has neither.
+    """
+    dispose = getattr(registry, "_dispose_manager_and_mapper", None)
+    managers = _managers(registry)
+    if not callable(dispose) or managers is None:
+        return "this SQLAlchemy version has no registry._dispose_manager_and_mapper"
+    try:
+        managers.pop(manager, None)
+        dispose(manager)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _new_classes(change: ModuleChange) -> Iterator[type]:
+    """Classes the failed run bound in the namespace (not there, as these objects, before)."""
+    kept = {id(v) for v in change.old.values()}
+    for value in list(change.new.values()):
+        if issubclass(type(value), type) and id(value) not in kept:
+            yield value
+
+
 class SQLAlchemyAdapter(BaseAdapter):
     frameworks = ("sqlalchemy",)
+
+    def prepare(self, change: ModuleChange) -> None:
+        change.notes[_NOTE] = _record(_reached([change.new]))
 
     def refuse(self, change: ModuleChange) -> str | None:
         for name, old, new in change.replaced():
@@ -55,11 +229,51 @@ class SQLAlchemyAdapter(BaseAdapter):
         return None
 
     def aborted(self, change: ModuleChange) -> None:
-        kept = {id(v) for v in change.old.values()}
-        for value in list(change.new.values()):
-            if _mapped(value) and id(value) not in kept:
-                registry = getattr(value, "registry", None)
-                dispose = getattr(registry, "_dispose_cls", None)
-                if callable(dispose):  # the registry's own way to forget one class
-                    with contextlib.suppress(Exception):
-                        dispose(value)
+        before = change.notes.pop(_NOTE, None)
+        if not isinstance(before, _Before):
+            return
+        problems = [f"the classes of {r} could not be listed" for r in before.failed]
+        recorded = {id(registry) for registry, _ in before.managers}
+        for registry, kept in before.managers:
+            problems += _drop_new_managers(registry, {id(m) for m in kept})
+        # A registry first reached by the failed run (a new import, or a declarative base
+        # the run made anew): the classes the run bound are its own.
+        new = list(_new_classes(change))
+        registry_type = _types()[0]
+        others = {id(r): r for cls in new if _is(r := _attribute(cls, "registry"), registry_type)}
+        for key, registry in others.items():
+            if key not in recorded:
+                problems += _drop_new_managers(registry, set(), only={id(cls) for cls in new})
+        for metadata, tables in before.tables:
+            for key, table in list(metadata.tables.items()):
+                if key not in tables:
+                    try:
+                        metadata.remove(table)
+                    except Exception as exc:
+                        problems.append(f"table {key}: {type(exc).__name__}: {exc}")
+        for problem in problems:
+            logger.warning(
+                "hotmod: %s: what SQLAlchemy registered during the failed reload could not all be "
+                "taken back (%s); restart if its classes or tables misbehave",
+                change.module.__name__,
+                problem,
+            )
+
+
+def _drop_new_managers(registry: Any, kept: set[int], only: set[int] | None = None) -> list[str]:
+    """Dispose the classes ``registry`` got since ``kept`` (ids of its managers then), or of
+    those only the ones whose class is in ``only``."""
+    managers = _managers(registry)
+    if managers is None:
+        return [f"the classes of {registry!r} could not be listed"]
+    problems: list[str] = []
+    for manager in list(managers):
+        if id(manager) in kept:
+            continue
+        cls = getattr(manager, "class_", None)
+        if only is not None and id(cls) not in only:
+            continue
+        problem = _dispose(registry, manager)
+        if problem is not None:
+            problems.append(f"{getattr(cls, '__qualname__', cls)}: {problem}")
+    return problems
