@@ -198,21 +198,6 @@ class ChangeQueue:
         finally:
             self._cond.release()
 
-    def expect(self) -> None:
-        """A file event arrived and a push may follow: hold the switch interval short now.
-
-        For a watcher to call from the first of its threads that sees a kernel event, so
-        that the hand-offs between its own threads are quick too (a push alone shortens
-        only what comes after it). Only while an applier waits; released as any hold is:
-        when the applier comes back with nothing ready, which it does within
-        ``BOOST_LIMIT`` even if the event was for nothing.
-        """
-        if not self._waiting or self._boost_spent:  # the common case: no lock
-            return
-        with self._cond:
-            if self._waiting:
-                self._boost_locked(time.monotonic())
-
     def defer(self, path: Path) -> None:
         """Look at ``path`` again after the settle time (it was missing or empty)."""
         with self._cond:
@@ -276,7 +261,7 @@ class ChangeQueue:
                         break
                     if self._ready_locked(time.monotonic()):
                         break
-                    # Held by expect() for an event that led to nothing: give it back.
+                    # A hold taken for something that is not ready yet: give it back.
                     self._unboost_locked()
             finally:
                 self._waiting -= 1

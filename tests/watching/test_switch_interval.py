@@ -11,7 +11,6 @@ gets there is a benchmark.
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 import hotmod
 from hotmod import _changes
 
-from ..support import EVENT_TIMEOUT, Pkg, Results, write
+from ..support import Pkg, Results, write
 
 USER_INTERVAL = 0.0042  # not the default: "restored" must mean what the user had
 # The interpreter keeps whole microseconds: 1e-4 reads back as 9.999...e-05.
@@ -189,65 +188,4 @@ def test_an_apply_held_up_past_the_limit_stops_holding_it(
     queue.wait(0)
     assert sys.getswitchinterval() == WAITING  # not again for the same save
     queue.clear()
-    assert sys.getswitchinterval() == user_interval
-
-
-class _AnnouncedCondition(threading.Condition):
-    """The queue's condition, telling the test each time the applier starts to wait on it."""
-
-    def __init__(self) -> None:
-        super().__init__(threading.Lock())
-        self.waits: list[threading.Event] = [threading.Event() for _ in range(3)]
-        self._count = 0
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self._count < len(self.waits):
-            self.waits[self._count].set()
-        self._count += 1
-        return super().wait(timeout)
-
-
-def _waiting_applier(queue: _changes.ChangeQueue) -> tuple[threading.Thread, _AnnouncedCondition]:
-    cond = _AnnouncedCondition()
-    queue._cond = cond
-    thread = threading.Thread(target=queue.wait, args=(60.0,))
-    thread.start()
-    assert cond.waits[0].wait(EVENT_TIMEOUT)
-    return thread, cond
-
-
-def test_an_event_a_watcher_expects_holds_it_while_an_applier_waits(user_interval: float) -> None:
-    queue = _changes.ChangeQueue(0.05)
-    queue.expect()  # nobody waits (apply="manual"): nothing to hurry
-    assert sys.getswitchinterval() == user_interval
-
-    thread, _ = _waiting_applier(queue)
-    queue.expect()
-    held = sys.getswitchinterval()
-    queue.wake()  # the applier wakes to nothing ready
-    thread.join(EVENT_TIMEOUT)
-    after = sys.getswitchinterval()
-    queue.clear()
-
-    assert held == SHORT
-    assert after == WAITING
-    assert sys.getswitchinterval() == user_interval
-
-
-def test_an_expected_event_that_leads_to_nothing_is_given_back_within_the_limit(
-    user_interval: float, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_changes, "BOOST_LIMIT", 0.05)
-    queue = _changes.ChangeQueue(0.05)
-    thread, cond = _waiting_applier(queue)
-    queue.expect()
-    held = sys.getswitchinterval()
-    assert cond.waits[1].wait(EVENT_TIMEOUT)  # the applier's next look, still waiting
-    given_back = sys.getswitchinterval()
-    queue.wake()
-    thread.join(EVENT_TIMEOUT)
-    queue.clear()
-
-    assert held == SHORT
-    assert given_back == WAITING
     assert sys.getswitchinterval() == user_interval
