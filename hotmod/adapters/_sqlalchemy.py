@@ -141,9 +141,12 @@ class _Before:
     """What the registries and metadata held before the run (strong references, for the
     transaction's duration: an id is never reused while it is recorded)."""
 
-    managers: list[tuple[Any, list[Any]]]  # (registry, its class managers)
-    tables: list[tuple[Any, dict[str, Any]]]  # (MetaData, its tables by key)
-    failed: list[str]  # registries whose state could not be read
+    managers: list[tuple[Any, list[Any]]] = field(default_factory=list)  # (registry, its class managers)
+    # (kept mapper, the names of its instrumented attributes)
+    attributes: list[tuple[Any, frozenset[str]]] = field(default_factory=list)
+    polymorphic: list[tuple[dict[Any, Any], dict[Any, Any]]] = field(default_factory=list)  # (map, copy)
+    tables: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # (MetaData, its tables by key)
+    failed: list[str] = field(default_factory=list)  # registries whose classes could not be listed
 
 
 def _managers(registry: Any) -> Any:
@@ -159,14 +162,37 @@ def _managers(registry: Any) -> Any:
     return managers if callable(getattr(managers, "pop", None)) and hasattr(managers, "__iter__") else None
 
 
+def _mapper_of(manager: Any) -> Any:
+    # as SQLAlchemy checks it: a class whose mapping failed half way has a manager, no mapper
+    return vars(manager).get("mapper") if hasattr(manager, "__dict__") else None
+
+
+def _attributes(mapper: Any) -> frozenset[str] | None:
+    """The names of a mapper's instrumented attributes (its public ``class_manager``, a dict
+    by attribute name; ``Mapper.attrs`` would configure every pending mapper)."""
+    manager = getattr(mapper, "class_manager", None)
+    return frozenset(manager) if isinstance(manager, Mapping) else None
+
+
 def _record(reached: _Reached) -> _Before:
-    before = _Before([], [], [])
+    before = _Before()
+    maps: dict[int, dict[Any, Any]] = {}
     for registry in reached.registries.values():
         managers = _managers(registry)
         if managers is None:
             before.failed.append(repr(registry))
-        else:
-            before.managers.append((registry, list(managers)))
+            continue
+        kept = list(managers)
+        before.managers.append((registry, kept))
+        for manager in kept:
+            mapper = _mapper_of(manager)
+            attributes = _attributes(mapper)
+            if attributes is not None:
+                before.attributes.append((mapper, attributes))
+            polymorphic = getattr(mapper, "polymorphic_map", None)  # public, shared by a hierarchy
+            if isinstance(polymorphic, dict):
+                maps.setdefault(id(polymorphic), polymorphic)
+    before.polymorphic = [(m, dict(m)) for m in maps.values()]
     for metadata in reached.metadata.values():
         tables = getattr(metadata, "tables", None)
         if isinstance(tables, Mapping):
@@ -180,8 +206,7 @@ def _dispose(registry: Any, manager: Any) -> str | None:
     Private API, because SQLAlchemy has no public one for a single class (see ``_managers``):
     ``registry._dispose_manager_and_mapper`` is what ``registry.dispose()`` calls for each
     of its classes once it took the class's manager out of ``_managers``; it flags the mapper
-    disposed, drops the class from the by-name lookup and removes its instrumentation. A
-    warning (not an error) when a SQLAlchemy version has neither.
+    disposed, drops the class from the by-name lookup and removes its instrumentation.
     """
     dispose = getattr(registry, "_dispose_manager_and_mapper", None)
     managers = _managers(registry)
@@ -195,12 +220,82 @@ def _dispose(registry: Any, manager: Any) -> str | None:
     return None
 
 
+def _unlink(mapper: Any) -> str | None:
+    """Take a disposed mapper out of its kept superclass mapper's list of subclass mappers
+    (``Mapper._inheriting_mappers``, private: there is no public API to take one out; it
+    feeds ``self_and_descendants``, hence polymorphic loading of the kept class), then reset
+    what the kept hierarchy memoized from it (``Mapper._expire_memoizations``, private too:
+    what SQLAlchemy calls itself when a hierarchy changes)."""
+    parent = getattr(mapper, "inherits", None)  # public
+    if parent is None:
+        return None
+    subclasses = getattr(parent, "_inheriting_mappers", None)
+    expire = getattr(parent, "_expire_memoizations", None)
+    if subclasses is None or not callable(expire):
+        return "this SQLAlchemy version has no Mapper._inheriting_mappers or _expire_memoizations"
+    try:
+        if any(m is mapper for m in subclasses):
+            parent._inheriting_mappers = type(subclasses)([m for m in subclasses if m is not mapper])
+        expire()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _new_classes(change: ModuleChange) -> Iterator[type]:
     """Classes the failed run bound in the namespace (not there, as these objects, before)."""
     kept = {id(v) for v in change.old.values()}
     for value in list(change.new.values()):
         if issubclass(type(value), type) and id(value) not in kept:
             yield value
+
+
+def _take_back(change: ModuleChange, before: _Before) -> list[str]:
+    """Put the registries and metadata back as ``before`` recorded them; what could not be."""
+    problems = [f"the classes of {r} could not be listed" for r in before.failed]
+    # The registries recorded: every class manager that is new is the failed run's.
+    gone: list[tuple[Any, Any]] = []  # (registry, manager)
+    for registry, kept in before.managers:
+        ids = {id(m) for m in kept}
+        gone += [(registry, m) for m in list(_managers(registry) or ()) if id(m) not in ids]
+    # A registry first reached by the failed run (a new import, or a declarative base the
+    # run made anew): only the classes the run bound are its own.
+    recorded = {id(registry) for registry, _ in before.managers}
+    new = {id(cls): cls for cls in _new_classes(change)}
+    registry_type = _types()[0]
+    for cls in new.values():
+        registry = _attribute(cls, "registry")
+        if _is(registry, registry_type) and id(registry) not in recorded:
+            gone += [(registry, m) for m in list(_managers(registry) or ()) if id(m.class_) in new]
+    for registry, manager in gone:
+        name = getattr(getattr(manager, "class_", None), "__qualname__", "?")
+        mapper = _mapper_of(manager)
+        if mapper is not None and (problem := _unlink(mapper)) is not None:
+            problems.append(f"{name}: {problem}")
+        if (problem := _dispose(registry, manager)) is not None:
+            problems.append(f"{name}: {problem}")
+    for mapper, names in before.attributes:
+        added = sorted((_attributes(mapper) or names) - names)
+        if added:
+            # a backref the failed run's mapper configuration (a query, configure_mappers())
+            # gave a kept class, or a property it assigned to one: SQLAlchemy cannot un-map
+            # one attribute of a mapped class ("Can't un-map individual mapped attributes")
+            problems.append(
+                f"{getattr(mapper.class_, '__qualname__', '?')} kept the attribute(s) {', '.join(added)} "
+                "the failed run mapped on it (SQLAlchemy cannot un-map a single attribute)"
+            )
+    for polymorphic, then in before.polymorphic:
+        if polymorphic != then or any(polymorphic[k] is not v for k, v in then.items()):
+            polymorphic.clear()
+            polymorphic.update(then)
+    for metadata, tables in before.tables:
+        for key, table in list(metadata.tables.items()):
+            if key not in tables:
+                try:
+                    metadata.remove(table)  # public
+                except Exception as exc:
+                    problems.append(f"table {key}: {type(exc).__name__}: {exc}")
+    return problems
 
 
 class SQLAlchemyAdapter(BaseAdapter):
@@ -228,52 +323,19 @@ class SQLAlchemyAdapter(BaseAdapter):
             )
         return None
 
+    def committed(self, change: ModuleChange) -> Iterable[str]:
+        change.notes.pop(_NOTE, None)  # the kept objects it holds, let go of
+        return ()
+
     def aborted(self, change: ModuleChange) -> None:
         before = change.notes.pop(_NOTE, None)
         if not isinstance(before, _Before):
             return
-        problems = [f"the classes of {r} could not be listed" for r in before.failed]
-        recorded = {id(registry) for registry, _ in before.managers}
-        for registry, kept in before.managers:
-            problems += _drop_new_managers(registry, {id(m) for m in kept})
-        # A registry first reached by the failed run (a new import, or a declarative base
-        # the run made anew): the classes the run bound are its own.
-        new = list(_new_classes(change))
-        registry_type = _types()[0]
-        others = {id(r): r for cls in new if _is(r := _attribute(cls, "registry"), registry_type)}
-        for key, registry in others.items():
-            if key not in recorded:
-                problems += _drop_new_managers(registry, set(), only={id(cls) for cls in new})
-        for metadata, tables in before.tables:
-            for key, table in list(metadata.tables.items()):
-                if key not in tables:
-                    try:
-                        metadata.remove(table)
-                    except Exception as exc:
-                        problems.append(f"table {key}: {type(exc).__name__}: {exc}")
-        for problem in problems:
+        for problem in _take_back(change, before):
+            # a SQLAlchemy version whose internals moved: what is left is told, never raised
             logger.warning(
                 "hotmod: %s: what SQLAlchemy registered during the failed reload could not all be "
                 "taken back (%s); restart if its classes or tables misbehave",
                 change.module.__name__,
                 problem,
             )
-
-
-def _drop_new_managers(registry: Any, kept: set[int], only: set[int] | None = None) -> list[str]:
-    """Dispose the classes ``registry`` got since ``kept`` (ids of its managers then), or of
-    those only the ones whose class is in ``only``."""
-    managers = _managers(registry)
-    if managers is None:
-        return [f"the classes of {registry!r} could not be listed"]
-    problems: list[str] = []
-    for manager in list(managers):
-        if id(manager) in kept:
-            continue
-        cls = getattr(manager, "class_", None)
-        if only is not None and id(cls) not in only:
-            continue
-        problem = _dispose(registry, manager)
-        if problem is not None:
-            problems.append(f"{getattr(cls, '__qualname__', cls)}: {problem}")
-    return problems
