@@ -146,6 +146,8 @@ class _Before:
     attributes: list[tuple[Any, frozenset[str]]] = field(default_factory=list)
     polymorphic: list[tuple[dict[Any, Any], dict[Any, Any]]] = field(default_factory=list)  # (map, copy)
     tables: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # (MetaData, its tables by key)
+    # (kept table, ids of its columns, constraints, indexes and foreign keys)
+    parts: list[tuple[Any, frozenset[int]]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # registries whose classes could not be listed
 
 
@@ -197,6 +199,7 @@ def _record(reached: _Reached) -> _Before:
         tables = getattr(metadata, "tables", None)
         if isinstance(tables, Mapping):
             before.tables.append((metadata, dict(tables)))
+            before.parts += [(table, frozenset(map(id, _parts(table)))) for table in tables.values()]
     return before
 
 
@@ -237,6 +240,50 @@ def _unlink(mapper: Any) -> str | None:
         if any(m is mapper for m in subclasses):
             parent._inheriting_mappers = type(subclasses)([m for m in subclasses if m is not mapper])
         expire()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _parts(table: Any) -> list[Any]:
+    """A table's columns, constraints, indexes and foreign keys (public collections)."""
+    found: list[Any] = []
+    for name in ("columns", "constraints", "indexes", "foreign_keys"):
+        found += list(getattr(table, name, ()))
+    return found
+
+
+def _strip(table: Any, kept: frozenset[int]) -> str | None:
+    """Take out of a kept table the columns, constraints, indexes and foreign keys the failed
+    run added to it: a single-table subclass's own column goes into its superclass's table
+    (and the corrected save would conflict with it), as do ``extend_existing`` tables'.
+
+    Constraints, indexes and foreign keys are the table's public sets. A column has no public
+    way out of a table (``Table.append_column`` has no inverse): ``Table._columns.remove``,
+    private, is what SQLAlchemy's own ``ColumnCollection`` offers, then the table's memoized
+    values reset (``_reset_memoizations``); a foreign key the metadata still waits to resolve
+    leaves its list with ``ForeignKey._remove_from_metadata``, as ``MetaData.remove`` does.
+    """
+    if all(id(part) in kept for part in _parts(table)):
+        return None
+    remove = getattr(getattr(table, "_columns", None), "remove", None)
+    columns = [c for c in table.columns if id(c) not in kept]
+    primary = {id(c) for c in getattr(getattr(table, "primary_key", None), "columns", ())}
+    if not callable(remove) or any(id(c) in primary for c in columns):
+        return "this SQLAlchemy version has no Table._columns.remove, or a new column is in the primary key"
+    try:
+        for name in ("constraints", "indexes", "foreign_keys"):
+            collection = getattr(table, name)
+            for part in [p for p in collection if id(p) not in kept]:
+                collection.discard(part)
+                forget = getattr(part, "_remove_from_metadata", None)  # a ForeignKey
+                if callable(forget) and getattr(part, "parent", None) is not None:
+                    forget(table.metadata)
+        for column in columns:
+            remove(column)
+        reset = getattr(table, "_reset_memoizations", None)
+        if callable(reset):
+            reset()
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -295,6 +342,9 @@ def _take_back(change: ModuleChange, before: _Before) -> list[str]:
                     metadata.remove(table)  # public
                 except Exception as exc:
                     problems.append(f"table {key}: {type(exc).__name__}: {exc}")
+    for table, parts in before.parts:
+        if (problem := _strip(table, parts)) is not None:
+            problems.append(f"table {getattr(table, 'fullname', table)}: {problem}")
     return problems
 
 
