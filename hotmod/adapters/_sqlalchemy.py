@@ -1,4 +1,4 @@
-"""SQLAlchemy 2: a mapped class statement that runs again is refused, and a failed run leaves nothing behind.
+"""SQLAlchemy 2: a mapped class statement that runs again is refused; a failed run is taken back.
 
 The mapper, the table and every relationship were built for the kept class; a new class
 statement for the same table would need a new mapping (and, for a column change, a
@@ -9,11 +9,16 @@ statement.
 
 A run that failed or was refused after SQLAlchemy mapped its new classes leaves the
 declarative registries and the metadata as they were before it: ``prepare`` records what
-every registry and ``MetaData`` the module reaches holds (its namespace, and the modules
-it imports names from), ``aborted`` takes out what is new - the class's mapper and
-instrumentation, and its table (``MetaData.remove``). Otherwise the failed run's mapper
-stays in ``registry.mappers`` and its table in the metadata, and the corrected save fails
-with "Table ... is already defined for this MetaData instance".
+every registry holds and every ``MetaData`` the module reaches (its namespace, the modules
+it imports names from, every registry's), ``aborted`` takes out what is new: a class's mapper and
+instrumentation (and, for a subclass of a kept class, its place in the kept hierarchy),
+a table (``MetaData.remove``), a column a single-table subclass put in a kept table.
+Otherwise the failed run's mapper stays in ``registry.mappers`` and its table in the
+metadata, and the corrected save fails with "Table ... is already defined for this
+MetaData instance". SQLAlchemy has no public API for most of it: the private pieces used
+are named where they are, and a version without them leaves a logged warning, not an
+error. One thing cannot be taken back: an attribute the failed run mapped on a kept class
+(a backref made when it configured the mappers); it is logged as needing a restart.
 """
 
 from __future__ import annotations
@@ -67,9 +72,9 @@ def _is(value: object, kind: type | None) -> bool:
     return kind is not None and issubclass(type(value), kind)
 
 
-def _attribute(cls: type, name: str) -> object:
+def _attribute(owner: object, name: str) -> object:
     try:
-        return getattr(cls, name, None)
+        return getattr(owner, name, None)
     except Exception:  # a metaclass's __getattr__ or a descriptor that raises
         return None
 
@@ -82,11 +87,11 @@ class _Reached:
     metadata: dict[int, Any] = field(default_factory=dict)
 
 
-def _reached(namespaces: Iterable[Mapping[str, Any]]) -> _Reached:
-    """The declarative registries and ``MetaData`` the code of these namespaces can register
+def _reached(namespace: Mapping[str, Any]) -> _Reached:
+    """The declarative registries and ``MetaData`` the code of this namespace can register
     with: the ones bound there, the ``registry``/``metadata``/``__table__`` of classes
     there (declarative bases and mapped classes), and the same one level into the modules
-    the namespaces import names from (``from .base import Base``, ``from . import db``,
+    the namespace imports names from (``from .base import Base``, ``from . import db``,
     or a helper function that maps classes in its own module's registry)."""
     registry_type, metadata_type, table_type = _types()
     reached = _Reached()
@@ -115,25 +120,43 @@ def _reached(namespaces: Iterable[Mapping[str, Any]]) -> _Reached:
             if issubclass(kind, ModuleType):
                 modules.setdefault(id(value), value)
             elif issubclass(kind, (type, FunctionType)):
-                home = sys.modules.get(getattr(value, "__module__", None) or "")
+                origin = _attribute(value, "__module__")
+                home = sys.modules.get(origin) if isinstance(origin, str) else None
                 if home is not None:
                     modules.setdefault(id(home), home)
 
     modules: dict[int, ModuleType] = {}
-    seen: set[int] = set()
-    for namespace in namespaces:
-        seen.add(id(namespace))
-        visit(namespace, modules)
+    seen = {id(namespace)}
+    visit(namespace, modules)
+    for registry in _every_registry():
+        add(registry)
     for module in list(modules.values()):
-        name = getattr(module, "__name__", None) or ""
-        top = name.partition(".")[0]
-        if top in sys.stdlib_module_names or top in {"sqlalchemy", "builtins"}:
+        name = getattr(module, "__name__", None)
+        top = name.partition(".")[0] if isinstance(name, str) else ""
+        if not top or top in sys.stdlib_module_names or top in {"sqlalchemy", "builtins"}:
             continue
         home = getattr(module, "__dict__", None)
         if isinstance(home, dict) and id(home) not in seen:
             seen.add(id(home))
             visit(home, None)
     return reached
+
+
+def _every_registry() -> list[Any]:
+    """Every declarative registry of the process, so that one the failed run reaches first
+    (a new import, a helper of another module) is recorded too.
+
+    ``sqlalchemy.orm.mapper._all_registries()``, private: what ``configure_mappers()`` reads
+    (SQLAlchemy 2.0 to 2.1); SQLAlchemy has no public list of registries. Without it, only
+    the registries the module reaches are recorded.
+    """
+    every = getattr(sys.modules.get("sqlalchemy.orm.mapper"), "_all_registries", None)
+    if not callable(every):
+        return []
+    try:
+        return list(every())
+    except Exception:
+        return []
 
 
 @dataclass
@@ -352,7 +375,7 @@ class SQLAlchemyAdapter(BaseAdapter):
     frameworks = ("sqlalchemy",)
 
     def prepare(self, change: ModuleChange) -> None:
-        change.notes[_NOTE] = _record(_reached([change.new]))
+        change.notes[_NOTE] = _record(_reached(change.new))
 
     def refuse(self, change: ModuleChange) -> str | None:
         for name, old, new in change.replaced():
