@@ -236,18 +236,37 @@ def test_a_module_run_of_a_mapped_class_on_a_kept_base_is_aborted_and_leaves_no_
         assert session.scalars(sqlalchemy.select(User)).one().label() == "user ann"
 
 
-def test_a_core_table_of_an_aborted_save_is_taken_back(pkg: Pkg, engine: Any) -> None:
+HELPER = """\
+from sqlalchemy import Column, Integer, Table
+from .base import Base
+
+def audit_table(name):
+    return Table(name, Base.metadata, Column("id", Integer, primary_key=True))
+"""
+
+# A Core table, made in models.py on Base.metadata, or by a helper of another module that
+# the failed save imports first (models.py reached neither that module nor Base before).
+AUDIT = {
+    "on Base.metadata": '\naudit = Table("audit", Base.metadata, Column("id", Integer, primary_key=True))\n',
+    "by another module's helper": '\nfrom .helpers import audit_table\naudit = audit_table("audit")\n',
+}
+
+
+@pytest.mark.parametrize("made", list(AUDIT))
+def test_a_core_table_of_an_aborted_save_is_taken_back(pkg: Pkg, engine: Any, made: str) -> None:
     base = pkg.module("base", BASE)
-    pkg.module("models", _models("base by name"))
+    pkg.module("helpers", HELPER)
+    reach = "base by name" if made == "on Base.metadata" else "registry decorator"
+    pkg.module("models", _models(reach))
     Base = base.Base
+    kept = sorted(Base.metadata.tables)  # users, or nothing (the decorator maps in mapper_registry)
     r = pkg.reloader()
-    audit = '\naudit = Table("audit", Base.metadata, Column("id", Integer, primary_key=True))\n'
 
-    _aborted(r, pkg, "models", _models("base by name", audit))
-    assert sorted(Base.metadata.tables) == ["users"]
+    _aborted(r, pkg, "models", _models(reach, AUDIT[made]))
+    assert sorted(Base.metadata.tables) == kept
 
-    _save(r, pkg, "models", _models("base by name", audit))
-    assert sorted(Base.metadata.tables) == ["audit", "users"]
+    _save(r, pkg, "models", _models(reach, AUDIT[made]))
+    assert sorted(Base.metadata.tables) == sorted([*kept, "audit"])
     Base.metadata.create_all(engine)
     with engine.begin() as connection:
         connection.execute(Base.metadata.tables["audit"].insert().values(id=5))
