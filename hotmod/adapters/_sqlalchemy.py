@@ -171,7 +171,8 @@ class _Before:
     tables: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # (MetaData, its tables by key)
     # (kept table, ids of its columns, constraints, indexes and foreign keys)
     parts: list[tuple[Any, frozenset[int]]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # registries whose classes could not be listed
+    # (registry, its public registry.mappers) where its class managers could not be listed
+    unlisted: list[tuple[Any, frozenset[Any] | None]] = field(default_factory=list)
 
 
 def _managers(registry: Any) -> Any:
@@ -185,6 +186,13 @@ def _managers(registry: Any) -> Any:
     """
     managers = getattr(registry, "_managers", None)
     return managers if callable(getattr(managers, "pop", None)) and hasattr(managers, "__iter__") else None
+
+
+def _public_mappers(registry: Any) -> frozenset[Any] | None:
+    try:
+        return frozenset(registry.mappers)
+    except Exception:  # a class left half mapped
+        return None
 
 
 def _mapper_of(manager: Any) -> Any:
@@ -205,7 +213,7 @@ def _record(reached: _Reached) -> _Before:
     for registry in reached.registries.values():
         managers = _managers(registry)
         if managers is None:
-            before.failed.append(repr(registry))
+            before.unlisted.append((registry, _public_mappers(registry)))
             continue
         kept = list(managers)
         before.managers.append((registry, kept))
@@ -322,7 +330,11 @@ def _new_classes(change: ModuleChange) -> Iterator[type]:
 
 def _take_back(change: ModuleChange, before: _Before) -> list[str]:
     """Put the registries and metadata back as ``before`` recorded them; what could not be."""
-    problems = [f"the classes of {r} could not be listed" for r in before.failed]
+    problems = [  # a SQLAlchemy without registry._managers: told only when its mappers changed
+        f"the new classes of {registry!r} could not be listed"
+        for registry, mappers in before.unlisted
+        if mappers is None or _public_mappers(registry) != mappers
+    ]
     # The registries recorded: every class manager that is new is the failed run's.
     gone: list[tuple[Any, Any]] = []  # (registry, manager)
     for registry, kept in before.managers:
