@@ -209,14 +209,6 @@ class Order(Base):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SQLAlchemyAdapter.aborted calls registry._dispose_cls, which only drops the class from the "
-        "registry's by-name lookup: the failed run's mapper stays in registry.mappers and its table in "
-        "Base.metadata.tables, so the corrected save aborts too ('Table ... is already defined')"
-    ),
-)
 def test_sqlalchemy_model_mapped_by_an_aborted_edit_is_not_kept(pkg: Pkg) -> None:
     # Statements only: a whole-module run would run the User class statement again, which
     # the adapter refuses by design (needs_restart), so no corrected save could apply.
