@@ -8,8 +8,14 @@ a late route as a deferred setup function; each app that registered the blueprin
 given it, with the blueprint's own URL prefix and subdomain.
 
 Around every reload the apps a module can register on (its own, and those it imported)
-are remembered as they were: a run that fails or is refused takes back what it
-registered (URL rules, view functions, request hooks, error handlers, blueprints, config).
+are remembered as they were:
+
+- a run that fails or is refused takes back what it registered: URL rules, view
+  functions, request hooks, error handlers, blueprints, config;
+- a module that makes the app and runs again as a whole makes a new app: the live app
+  (the one the server holds) takes the new one's rules, views, hooks, handlers,
+  blueprints and settings, keeps what other modules registered on it, and stays bound
+  to the module's name.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import copy
 import dataclasses
 import sys
 import types
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import BaseAdapter, ModuleChange
@@ -44,9 +51,12 @@ _REGISTRIES = (
     "shell_context_processors",
     "blueprints",
 )
-# Also taken back after a failed run: what an extension's init_app() keeps on the app.
+# Only taken back after a failed run: what a run may put there is not the module's own
+# to hand over to the live app (an extension's state is tied to the app it was given).
 _RESTORED_ONLY = ("extensions",)
 _JINJA = ("filters", "tests", "globals")
+# Attributes Flask sets on a rule after making it (``Rule.empty()`` copies only werkzeug's).
+_RULE_EXTRAS = ("provide_automatic_options",)
 
 
 class FlaskAdapter(BaseAdapter):
@@ -68,6 +78,17 @@ class FlaskAdapter(BaseAdapter):
             setattr(value, flag, True)
             if flag == _BLUEPRINT_FLAG:
                 warnings += _apply_late_setup(value, value.deferred_functions[before:])
+        adopted: set[int] = set()
+        app_type = _flask_type("Flask")
+        for name, old, new in list(change.replaced()):
+            # The module that makes the app ran again: the live app (the one the server
+            # holds) takes what the new one was given, and stays.
+            if app_type is not None and _is(old, app_type) and type(new) is type(old):
+                if id(old) not in adopted:  # once, when the module binds it to two names
+                    warnings += _adopt(old, new, change)
+                    adopted.add(id(old))
+                change.module.__dict__[name] = old
+                _repoint(new, old)
         return warnings
 
     def aborted(self, change: ModuleChange) -> None:
@@ -183,6 +204,101 @@ def _refill(held: Any, saved: Any) -> None:
         held[:] = saved
 
 
+def _rebuilt(value: Any, fix: Callable[[Any], Any], keep: Callable[[Any], bool]) -> Any:
+    """``value`` with every function fixed, those ``keep`` refuses left out, and each
+    function once per list (a hook registered again by a module's second run)."""
+    if isinstance(value, dict):
+        made = copy.copy(value)
+        made.clear()
+        for key, inner in value.items():
+            if _is_function(inner):
+                if keep(inner):
+                    made[key] = fix(inner)
+            else:
+                made[key] = _rebuilt(inner, fix, keep)
+        return made
+    if isinstance(value, list):
+        items: list[Any] = []
+        for inner in value:
+            if _is_function(inner):
+                if not keep(inner):
+                    continue
+                inner = fix(inner)  # noqa: PLW2901
+                if any(inner is seen for seen in items):
+                    continue
+                items.append(inner)
+            else:
+                items.append(_rebuilt(inner, fix, keep))
+        return items
+    return value
+
+
+def _merged(new: Any, old: Any, fix: Callable[[Any], Any], keep_old: Callable[[Any], bool]) -> Any:
+    """The new app's entries (fixed), then the live app's that ``keep_old`` keeps and the
+    new one lacks."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        made = _rebuilt(new, fix, lambda f: True)
+        for key, inner in old.items():
+            if key not in made:
+                if _is_function(inner):
+                    if keep_old(inner):
+                        made[key] = inner
+                else:
+                    made[key] = _rebuilt(inner, lambda f: f, keep_old)
+            elif not _is_function(inner):
+                made[key] = _merged(made[key], inner, lambda f: f, keep_old)
+        return made
+    if isinstance(new, list) and isinstance(old, list):
+        items: list[Any] = _rebuilt(new, fix, lambda f: True)
+        for inner in old:
+            if _is_function(inner) and keep_old(inner) and not any(inner is seen for seen in items):
+                items.append(inner)
+        return items
+    return _rebuilt(new, fix, lambda f: True)
+
+
+def _is_function(value: object) -> bool:
+    return callable(value) and not isinstance(value, (dict, list, type))
+
+
+def _fixer(change: ModuleChange, new: Any, old: Any) -> Callable[[Any], Any]:
+    """Maps a function the module's new run made to the kept one standing for it (which
+    later edits patch), and one tied to the new app ``new`` to the live app ``old``."""
+
+    def fix(value: Any) -> Any:
+        name = getattr(value, "__name__", None)
+        if isinstance(name, str) and getattr(value, "__module__", None) == change.module.__name__:
+            kept = change.new.get(name)
+            if (
+                kept is not None
+                and kept is not value
+                and getattr(kept, "__qualname__", None) == getattr(value, "__qualname__", None)
+            ):
+                return kept
+        if new is not None:
+            return _pointed_at(value, new, old)
+        return value
+
+    return fix
+
+
+def _pointed_at(function: Any, new: Any, old: Any) -> Any:
+    """``function``, seeing the live app ``old`` where it saw the new app ``new`` (Flask's
+    static view holds a weak reference to its app; a method may be bound to it)."""
+    if getattr(function, "__self__", None) is new:
+        return types.MethodType(function.__func__, old)
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            held = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if held is new:
+            cell.cell_contents = old
+        elif isinstance(held, weakref.ref) and held() is new:
+            cell.cell_contents = weakref.ref(old)
+    return function
+
+
 # -- werkzeug's URL map: taking rules out ---------------------------------------------------------
 
 
@@ -215,6 +331,108 @@ def _state_without(state: Any, drop: set[int]) -> Any:
     if not (rules or static or dynamic):
         return None
     return dataclasses.replace(state, dynamic=dynamic, rules=rules, static=static)
+
+
+# -- a new app's registrations, adopted by the live one -------------------------------------------
+
+
+def _adopt(old: Any, new: Any, change: ModuleChange) -> list[str]:
+    """Give the live app ``old`` what the module's new run registered on ``new``.
+
+    The live app keeps its identity, its WSGI callable (the middleware wrapping it), its
+    extensions and its served state. It takes the new app's URL map (rules and
+    converters as a fresh start makes them), views, hooks, error handlers, blueprints,
+    template filters and the config keys the new run set, each calling the kept functions.
+    What other modules registered on the live app (views of a module that imported it)
+    is kept: rules for endpoints the new app lacks are carried over into its map.
+    """
+    module = change.module.__name__
+    warnings: list[str] = []
+    fix = _fixer(change, new, old)
+
+    def keep_old(function: Any) -> bool:
+        # The new run made anew what this module and Flask itself had registered.
+        owner = getattr(getattr(function, "func", function), "__module__", None)  # a partial's function
+        return not (owner == module or (isinstance(owner, str) and owner.split(".")[0] == "flask"))
+
+    views = _merged(new.view_functions, old.view_functions, fix, keep_old)
+    url_map = new.url_map
+    have = {rule.endpoint for rule in url_map.iter_rules()}
+    dropped = {e for e, f in old.view_functions.items() if e not in views and not keep_old(f)}
+    for rule in list(old.url_map.iter_rules()):
+        if rule.endpoint in have or rule.endpoint in dropped:
+            continue
+        try:
+            moved = rule.empty()
+            for extra in _RULE_EXTRAS:
+                if hasattr(rule, extra):
+                    setattr(moved, extra, getattr(rule, extra))
+            url_map.add(moved)
+        except Exception as exc:
+            warnings.append(
+                f"Flask app {old.name}: the URL rule {rule.rule} could not be kept ({type(exc).__name__}: "
+                f"{exc}); restart to serve it"
+            )
+    for name in _REGISTRIES:
+        if name in ("view_functions", "blueprints"):
+            continue
+        new_value, old_value = getattr(new, name, None), getattr(old, name, None)
+        if isinstance(new_value, (dict, list)) and isinstance(old_value, (dict, list)):
+            _refill(old_value, _merged(new_value, old_value, fix, keep_old))
+    blueprints = dict(new.blueprints)
+    for key, blueprint in old.blueprints.items():
+        blueprints.setdefault(key, blueprint)  # registered by another module
+    _refill(old.blueprints, blueprints)
+    _take_config(old, new)
+    new_env = vars(new).get("jinja_env")
+    if new_env is not None:
+        old_env = old.jinja_env
+        for name in _JINJA:
+            source, target = getattr(new_env, name, None), getattr(old_env, name, None)
+            if isinstance(source, dict) and isinstance(target, dict):
+                for key, value in source.items():
+                    if target.get(key) is not value and not _refers_to(value, new):
+                        target[key] = fix(value)
+    # A request meanwhile finds a view for every rule of either map: the new views come
+    # in, then the new map, then the views only the old map had go.
+    old.view_functions.update(views)
+    old.url_map = url_map
+    _refill(old.view_functions, views)
+    return warnings
+
+
+def _refers_to(value: Any, app: Any) -> bool:
+    """A template global made for ``app`` itself (its config, its bound ``url_for``)."""
+    return value is getattr(app, "config", None) or getattr(value, "__self__", None) is app
+
+
+def _take_config(old: Any, new: Any) -> None:
+    """The config keys the new run set (those not as Flask makes them by default); a key
+    only the running process changed (``TESTING`` in a test) keeps its value."""
+    try:
+        defaults = new.make_config()
+    except Exception:
+        defaults = {}
+    for key, value in list(new.config.items()):
+        try:
+            default = key in defaults and defaults[key] == value
+            same = key in old.config and old.config[key] == value
+        except Exception:  # a value whose == raises
+            default = same = False
+        if not default and not same:
+            old.config[key] = value
+
+
+def _repoint(new: Any, old: Any) -> None:
+    """Module-level names bound to the new app (importers' ``from .app import app``
+    copies, rebound by the commit) are bound to the live one."""
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for key, value in list(namespace.items()):
+            if value is new:
+                namespace[key] = old
 
 
 # -- blueprints ------------------------------------------------------------------------------------
