@@ -12,6 +12,9 @@ are remembered as they were:
 
 - a run that fails or is refused takes back what it registered: URL rules, view
   functions, request hooks, error handlers, blueprints, config;
+- a module that runs again as a whole registers its views again: each endpoint it
+  registers again replaces the old one (its old URL rules go, as after a fresh start)
+  and calls the kept function, which later edits patch;
 - a module that makes the app and runs again as a whole makes a new app: the live app
   (the one the server holds) takes the new one's rules, views, hooks, handlers,
   blueprints and settings, keeps what other modules registered on it, and stays bound
@@ -36,7 +39,7 @@ _APP_FLAG = "_got_first_request"
 _BLUEPRINT_FLAG = "_got_registered_once"
 
 # What an app's setup methods fill (Flask's Scaffold and App): endpoint -> view, scope ->
-# hooks or handlers, or plain lists. The URL map is handled on its own.
+# hooks or handlers, or plain lists. The URL map and config are handled on their own.
 _REGISTRIES = (
     "view_functions",
     "error_handler_spec",
@@ -55,6 +58,16 @@ _REGISTRIES = (
 # to hand over to the live app (an extension's state is tied to the app it was given).
 _RESTORED_ONLY = ("extensions",)
 _JINJA = ("filters", "tests", "globals")
+# The registries a blueprint's registration fills under its own name (its scope).
+_SCOPED = (
+    "error_handler_spec",
+    "before_request_funcs",
+    "after_request_funcs",
+    "teardown_request_funcs",
+    "template_context_processors",
+    "url_value_preprocessors",
+    "url_default_functions",
+)
 # Attributes Flask sets on a rule after making it (``Rule.empty()`` copies only werkzeug's).
 _RULE_EXTRAS = ("provide_automatic_options",)
 
@@ -69,15 +82,23 @@ class FlaskAdapter(BaseAdapter):
                 setattr(value, flag, False)
                 lifted.append((value, flag, len(getattr(value, "deferred_functions", ()))))
         change.notes["flask_lifted"] = lifted
-        change.notes["flask_apps"] = [_State(app) for app in _apps_for(change)]
+        states = [_State(app) for app in _apps_for(change)]
+        if change.strategy != "statements":
+            # The module's views are registered again by its second run: Flask would
+            # refuse a second function for an endpoint, so the old one gives way.
+            for state in states:
+                state.allow_again(change.module.__name__)
+        change.notes["flask_apps"] = states
 
     def committed(self, change: ModuleChange) -> Iterable[str]:
         warnings: list[str] = []
-        change.notes.pop("flask_apps", None)
+        states: list[_State] = change.notes.pop("flask_apps", [])
+        for state in states:
+            state.plain_views()
         for value, flag, before in change.notes.pop("flask_lifted", ()):
             setattr(value, flag, True)
             if flag == _BLUEPRINT_FLAG:
-                warnings += _apply_late_setup(value, value.deferred_functions[before:])
+                warnings += _apply_late_setup(value, value.deferred_functions[before:], change)
         adopted: set[int] = set()
         app_type = _flask_type("Flask")
         for name, old, new in list(change.replaced()):
@@ -89,10 +110,21 @@ class FlaskAdapter(BaseAdapter):
                     adopted.add(id(old))
                 change.module.__dict__[name] = old
                 _repoint(new, old)
+        if change.strategy != "statements":
+            for state in states:
+                if id(state.app) not in adopted:
+                    warnings += state.fold(change)
+        blueprint_type = _flask_type("Blueprint")
+        for _, old, new in list(change.replaced()):
+            # The module made its blueprint again: apps that registered the old one
+            # (elsewhere: the app the module made took the new one above) take it.
+            if blueprint_type is not None and _is(old, blueprint_type) and type(new) is type(old):
+                warnings += _register_again(old, new, change)
         return warnings
 
     def aborted(self, change: ModuleChange) -> None:
         for state in change.notes.pop("flask_apps", ()):
+            state.plain_views()
             state.restore()
         for value, flag, before in change.notes.pop("flask_lifted", ()):
             setattr(value, flag, True)
@@ -143,7 +175,24 @@ def _apps_for(change: ModuleChange) -> list[Any]:
 # -- an app's registrations, remembered and put back --------------------------------------------
 
 
-# -- an app's registrations, remembered and put back --------------------------------------------
+class _GivingWay(dict[str, Any]):
+    """An app's view functions (or blueprints) while code registers them again: Flask's
+    checks against a second function for an endpoint (``view_functions.get``) and a
+    second blueprint for a name (``name in app.blueprints``) do not see the old entries
+    ``old``, which requests keep using until the new code registers its own."""
+
+    def __init__(self, held: dict[str, Any], old: dict[str, Any]) -> None:
+        super().__init__(held)
+        self.old = old
+
+    def _old(self, key: Any) -> bool:
+        return key in self.old and super().get(key) is self.old[key]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return default if self._old(key) else super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key) and not self._old(key)
 
 
 class _State:
@@ -152,7 +201,10 @@ class _State:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.url_map = app.url_map
-        self.rule_ids = {id(rule) for rule in self.url_map.iter_rules()}
+        self.rules = list(self.url_map.iter_rules())
+        self.rule_ids = {id(rule) for rule in self.rules}
+        self.views: dict[str, Any] = app.view_functions
+        self.blueprints: dict[str, Any] = app.blueprints
         self.saved: dict[str, tuple[Any, Any]] = {}
         for name in (*_REGISTRIES, *_RESTORED_ONLY, "config"):
             value = getattr(app, name, None)
@@ -163,6 +215,25 @@ class _State:
         if env is not None:
             held = [getattr(env, name, None) for name in _JINJA]
             self.jinja = [(h, dict(h)) for h in held if isinstance(h, dict)]
+
+    def allow_again(self, module: str) -> None:
+        """The module runs again as a whole: its views, and blueprints it made, give way."""
+        views = {e: f for e, f in self.views.items() if getattr(f, "__module__", None) == module}
+        made = {k: bp for k, bp in self.blueprints.items() if getattr(bp, "import_name", None) == module}
+        self.give_way(views, made)
+
+    def give_way(self, views: dict[str, Any], blueprints: dict[str, Any]) -> None:
+        self.app.view_functions = _GivingWay(self.views, views)
+        self.app.blueprints = _GivingWay(self.blueprints, blueprints)
+
+    def plain_views(self) -> None:
+        """The app's own view-function and blueprint dicts again, with what was
+        registered meanwhile."""
+        for name, held in (("view_functions", self.views), ("blueprints", self.blueprints)):
+            current = getattr(self.app, name)
+            if isinstance(current, _GivingWay) and current is not held:
+                _refill(held, dict(current))
+                setattr(self.app, name, held)
 
     def restore(self) -> None:
         """Take back everything registered since: the failed run never happened."""
@@ -179,6 +250,38 @@ class _State:
         added = [rule for rule in self.url_map.iter_rules() if id(rule) not in self.rule_ids]
         if added:
             _drop_rules(self.url_map, {id(rule) for rule in added})
+
+    def added_endpoints(self) -> set[str]:
+        """The endpoints of the rules added since."""
+        return {rule.endpoint for rule in self.app.url_map.iter_rules() if id(rule) not in self.rule_ids}
+
+    def fold(self, change: ModuleChange) -> list[str]:
+        """After the module ran again as a whole: what it registered again replaces what
+        it had registered, and calls the kept functions."""
+        app, module = self.app, change.module.__name__
+        views, added = app.view_functions, self.added_endpoints()
+        before = self.saved["view_functions"][1]
+        gone: set[str] = set()
+        for endpoint, old in before.items():
+            if getattr(old, "__module__", None) != module:
+                continue
+            if endpoint in added or views.get(endpoint) is not old:  # registered again: its old rules go
+                gone.add(endpoint)
+            elif _deleted(old, change):  # the view is no longer in the module
+                gone.add(endpoint)
+                del views[endpoint]
+        fix = _fixer(change, None, None)
+        for name in _REGISTRIES:
+            value = getattr(app, name, None)
+            if isinstance(value, (dict, list)) and name != "blueprints":
+                _refill(value, _rebuilt(value, fix, lambda f: not _deleted(f, change)))
+        drop = {id(rule) for rule in self.rules if rule.endpoint in gone}
+        if drop and app.url_map is self.url_map and not _drop_rules(app.url_map, drop):
+            return [
+                f"Flask app {app.name}: the old URL rules of {', '.join(sorted(gone))} could not be "
+                "taken out of its URL map (an unknown werkzeug version); restart to drop them"
+            ]
+        return []
 
 
 def _copied(value: Any) -> Any:
@@ -259,6 +362,17 @@ def _merged(new: Any, old: Any, fix: Callable[[Any], Any], keep_old: Callable[[A
 
 def _is_function(value: object) -> bool:
     return callable(value) and not isinstance(value, (dict, list, type))
+
+
+def _deleted(function: Any, change: ModuleChange) -> bool:
+    """A module-level function of the module whose name the new version no longer defines."""
+    name = getattr(function, "__name__", None)
+    return (
+        getattr(function, "__module__", None) == change.module.__name__
+        and isinstance(name, str)
+        and getattr(function, "__qualname__", None) == name
+        and name not in change.new
+    )
 
 
 def _fixer(change: ModuleChange, new: Any, old: Any) -> Callable[[Any], Any]:
@@ -438,25 +552,197 @@ def _repoint(new: Any, old: Any) -> None:
 # -- blueprints ------------------------------------------------------------------------------------
 
 
-def _apply_late_setup(blueprint: Any, deferred: list[Any]) -> list[str]:
-    """Run the blueprint's new setup functions for every app that registered it."""
+def _apply_late_setup(blueprint: Any, deferred: list[Any], change: ModuleChange) -> list[str]:
+    """Run the blueprint's new setup functions for every app that registered it, as it
+    registered it (its URL prefix and subdomain read back from the rules it made there).
+
+    After a whole-module run that registered the blueprint's routes again, the new
+    registrations replace the old ones: on the apps, and among the blueprint's own
+    setup functions (an app registering it later gets each route once).
+    """
     if not deferred:
         return []
     warnings: list[str] = []
-    for app in _apps_with(blueprint):
+    again = change.strategy != "statements"
+    for app, key in _registrations(blueprint):
         served = getattr(app, _APP_FLAG, False)
         setattr(app, _APP_FLAG, False)  # the app's own guard, lifted the same way
+        state = _State(app)
+        if again:
+            state.allow_again(change.module.__name__)
         try:
-            state = blueprint.make_setup_state(app, {})
+            setup_state = blueprint.make_setup_state(app, _registration_options(app, key, blueprint), False)
             for setup in deferred:
-                setup(state)
+                setup(setup_state)
         except Exception as exc:
             warnings.append(
                 f"Flask blueprint {blueprint.name}: a new route could not be added to {app.name} "
                 f"({type(exc).__name__}: {exc}); restart to serve it"
             )
         finally:
+            state.plain_views()
             setattr(app, _APP_FLAG, served)
+        if again:
+            warnings += state.fold(change)
+    if again:
+        _drop_superseded(blueprint, deferred, change.module.__name__)
+    fix = _fixer(change, None, None)
+    for setup in deferred:  # an app registering the blueprint later gets the kept functions
+        _fix_cells(setup, fix)
+    return warnings
+
+
+def _drop_superseded(blueprint: Any, deferred: list[Any], module: str) -> None:
+    """The blueprint's route setup functions for the module's endpoints that ``deferred``
+    (its second run's) registers again go: the new ones stand for them."""
+    new = {id(setup) for setup in deferred}
+    again = {endpoint for setup in deferred for endpoint, _, _ in _routes_of(setup)}
+    kept: list[Any] = []
+    for setup in blueprint.deferred_functions:
+        routes = [] if id(setup) in new else _routes_of(setup)
+        if routes and all(e in again and getattr(f, "__module__", None) == module for e, _, f in routes):
+            continue
+        kept.append(setup)
+    blueprint.deferred_functions[:] = kept
+
+
+class _Recorder:
+    """A stand-in setup state: what a blueprint's route setup function would register."""
+
+    first_registration = False
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, str, Any, dict[str, Any]]] = []
+
+    def add_url_rule(self, rule: str, endpoint: Any = None, view_func: Any = None, **options: Any) -> None:
+        named = endpoint or getattr(view_func, "__name__", "")  # as BlueprintSetupState names it
+        self.routes.append((rule, str(named), view_func, options))
+
+
+def _routes_of(setup: Any) -> list[tuple[str, str, Any]]:
+    """(endpoint, rule, view function) a setup function registers, when it is the one
+    ``Blueprint.add_url_rule`` records (other setup functions are never called here)."""
+    if getattr(setup, "__qualname__", None) != "Blueprint.add_url_rule.<locals>.<lambda>":
+        return []
+    recorder = _Recorder()
+    try:
+        setup(recorder)
+    except Exception:
+        return []
+    return [(endpoint, rule, view) for rule, endpoint, view, _ in recorder.routes]
+
+
+def _registrations(blueprint: Any) -> list[tuple[Any, str]]:
+    """(app, name it is registered under) for every app that registered the blueprint."""
+    return [
+        (app, key) for app in _apps_with(blueprint) for key, bp in app.blueprints.items() if bp is blueprint
+    ]
+
+
+def _registration_options(app: Any, key: str, blueprint: Any) -> dict[str, Any]:
+    """The ``register_blueprint`` options the blueprint was registered on ``app`` with,
+    as far as the app shows them: its name (with a parent's prefix), and a URL prefix or
+    subdomain other than the blueprint's own, read back from a rule it made there."""
+    name_prefix, _, name = key.rpartition(".")
+    options: dict[str, Any] = {"name": name, "name_prefix": name_prefix}
+    for setup in blueprint.deferred_functions:
+        for endpoint, relative, _ in _routes_of(setup):
+            for rule in _rules_for(app, f"{key}.{endpoint}"):
+                prefix = _prefix(rule.rule, relative)
+                if prefix is None:
+                    continue
+                if prefix != (blueprint.url_prefix or "").rstrip("/"):
+                    options["url_prefix"] = prefix
+                if rule.subdomain and rule.subdomain != (blueprint.subdomain or ""):
+                    options["subdomain"] = rule.subdomain
+                return options
+    return options
+
+
+def _rules_for(app: Any, endpoint: str) -> list[Any]:
+    try:
+        return list(app.url_map.iter_rules(endpoint))
+    except KeyError:
+        return []
+
+
+def _prefix(full: str, relative: str) -> str | None:
+    """The URL prefix (without its trailing slash) that made ``full`` of a blueprint's
+    ``relative`` rule (``BlueprintSetupState.add_url_rule``), or None if none did."""
+    if not relative:
+        return full.rstrip("/")
+    tail = relative.lstrip("/")
+    if full.endswith("/" + tail):
+        return full[: len(full) - len(tail) - 1]
+    return None
+
+
+def _fix_cells(function: Any, fix: Callable[[Any], Any]) -> None:
+    """A setup function that closes over a function the module's new run made closes
+    over the kept one instead."""
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            held = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if _is_function(held) and (kept := fix(held)) is not held:
+            cell.cell_contents = kept
+
+
+def _register_again(old: Any, new: Any, change: ModuleChange) -> list[str]:
+    """The module made its blueprint again: every app that registered the old one
+    registers the new one in its place, with the same options, as a fresh start would;
+    what the old registration had put on the app goes (its endpoints, the hooks and
+    handlers it brought), and the new one's call the kept functions."""
+    warnings: list[str] = []
+    fix = _fixer(change, None, None)
+    for setup in new.deferred_functions:
+        _fix_cells(setup, fix)
+    for app, key in _registrations(old):
+        options = _registration_options(app, key, old)
+        state = _State(app)
+        before = state.saved["view_functions"][1]
+        mine = {e for e in before if e.startswith(f"{key}.")}
+        mine |= {rule.endpoint for rule in state.rules if str(rule.endpoint).startswith(f"{key}.")}
+        nested = {k: bp for k, bp in state.blueprints.items() if k == key or k.startswith(f"{key}.")}
+        state.give_way({e: before[e] for e in mine if e in before}, nested)
+        served = getattr(app, _APP_FLAG, False)
+        setattr(app, _APP_FLAG, False)
+        try:
+            app.register_blueprint(new, **options)
+        except Exception as exc:
+            state.plain_views()
+            state.restore()
+            warnings.append(
+                f"Flask blueprint {new.name}: it could not be registered again on {app.name} "
+                f"({type(exc).__name__}: {exc}); restart to serve its changes"
+            )
+            continue
+        finally:
+            setattr(app, _APP_FLAG, served)
+        state.plain_views()
+        views, added = app.view_functions, state.added_endpoints()
+        for endpoint in mine:
+            if endpoint in before and endpoint not in added and views.get(endpoint) is before[endpoint]:
+                views.pop(endpoint, None)  # no longer registered by the blueprint
+        for name in _SCOPED:
+            value, saved = getattr(app, name, None), state.saved.get(name, (None, None))[1]
+            if not isinstance(value, dict) or not isinstance(saved, dict):
+                continue
+            for scope in [s for s in value if isinstance(s, str) and (s == key or s.startswith(f"{key}."))]:
+                before, now = saved.get(scope), value[scope]
+                if isinstance(before, list) and isinstance(now, list) and now[: len(before)] == before:
+                    value[scope] = now[len(before) :]  # what the new registration added
+        for name in _REGISTRIES:
+            value = getattr(app, name, None)
+            if isinstance(value, (dict, list)) and name != "blueprints":
+                _refill(value, _rebuilt(value, fix, lambda f: True))
+        drop = {id(rule) for rule in state.rules if rule.endpoint in mine}
+        if drop and app.url_map is state.url_map and not _drop_rules(app.url_map, drop):
+            warnings.append(
+                f"Flask blueprint {new.name}: its old URL rules could not be taken out of {app.name}'s "
+                "URL map (an unknown werkzeug version); restart to drop them"
+            )
     return warnings
 
 

@@ -1,4 +1,5 @@
-"""The Flask adapter on a served app (Flask's setup guard up): aborts, whole-module runs.
+"""The Flask adapter on a served app (Flask's setup guard up): aborts, whole-module runs,
+route rules that change.
 
 Through Flask's public API (the test client, ``url_map``, ``view_functions``, ``config``)
 and hotmod's:
@@ -7,7 +8,10 @@ and hotmod's:
   app serves what it served before (its own module's, or a module that imported it);
 - a whole-module run of the module that makes the app leaves the served app serving the
   new version (routes, hooks, handlers, config), what other modules registered on it
-  included, the views being the kept functions later edits patch.
+  included, the views being the kept functions later edits patch;
+- a view whose route rule changed (which makes its module run as a whole) is served at
+  its new rule only, wherever it is registered: on the app from the app's module, on the
+  app from a module that imported it, on a blueprint registered with its own options.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import gc
 import textwrap
 from typing import Any
+
+import pytest
 
 import hotmod
 
@@ -134,7 +140,7 @@ def hello(name):
 """
 
 
-def test_an_aborted_save_of_a_module_that_imported_the_app(pkg: Pkg) -> None:
+def test_an_aborted_save_of_a_module_that_imported_the_app(pkg: Pkg, both_strategies: str) -> None:
     app = _load(pkg, "app", APP).app
     views = _load(pkg, "views", VIEWS.format(suffix="", extra=""))
     client = app.test_client()
@@ -142,6 +148,7 @@ def test_an_aborted_save_of_a_module_that_imported_the_app(pkg: Pkg) -> None:
     rules, functions = _rules(app), dict(app.view_functions)
     r = pkg.reloader()
     late = '\n@app.route("/late")\ndef late():\n    return "late"\n'
+    # A whole-module run registers hello again (a new function) before the raise.
     _aborted(r, pkg, "views", VIEWS.format(suffix=' + "!"', extra=late))
     assert client.get("/late").status_code == 404
     assert client.get("/hello/ann").text == "hello ann"
@@ -236,3 +243,121 @@ def test_a_whole_module_run_of_the_app_module_leaves_the_served_app_serving_it(p
     assert result.strategies == ((mod.__name__, "statements"),)
     assert client.get("/").text == "hello!"
     assert client.get("/").headers.getlist("X-Version") == ["2"]
+
+
+# -- a view whose route rule changed -----------------------------------------------------------------
+
+HELLO = """
+@{owner}.route("/hello/<name>{rule}")
+def hello(name{param}):
+    return "hello " + name{echo}{suffix}
+"""
+
+
+def _hello(owner: str, changed: bool, suffix: str = "") -> str:
+    if not changed:
+        return HELLO.format(owner=owner, rule="", param="", echo="", suffix=suffix)
+    return HELLO.format(owner=owner, rule="/<int:times>", param=", times", echo=" * times", suffix=suffix)
+
+
+ALONE = "from flask import Flask\n\napp = Flask(__name__)\n{hello}"
+IMPORTED = """\
+from .app import app
+
+@app.after_request
+def tag(response):
+    response.headers.add("X-Views", "1")
+    return response
+{hello}"""
+BLUEPRINT = """\
+from flask import Blueprint
+
+bp = Blueprint("shop", __name__, url_prefix="/shop")
+{hello}"""
+REGISTERS = """\
+from flask import Flask
+
+from .views import bp
+
+app = Flask(__name__)
+app.register_blueprint(bp, url_prefix="/api")
+"""
+
+
+@pytest.mark.parametrize("layout", ["app module", "imported app", "blueprint"])
+def test_a_view_whose_rule_changed_is_served_at_its_new_rule_only(pkg: Pkg, layout: str) -> None:
+    def source(changed: bool, suffix: str = "") -> str:
+        owner = "bp" if layout == "blueprint" else "app"
+        template = {"app module": ALONE, "imported app": IMPORTED, "blueprint": BLUEPRINT}[layout]
+        return template.format(hello=_hello(owner, changed, suffix))
+
+    if layout == "app module":
+        app = _load(pkg, "views", source(False)).app
+    elif layout == "imported app":
+        app = _load(pkg, "app", APP).app
+        _load(pkg, "views", source(False))
+    else:
+        _load(pkg, "views", source(False))
+        app = _load(pkg, "app", REGISTERS).app
+    views = pkg.import_("views")
+    prefix, endpoint = ("/api", "shop.hello") if layout == "blueprint" else ("", "hello")
+    client = app.test_client()
+    assert client.get(f"{prefix}/hello/ann").text == "hello ann"
+    others = [rule for rule in _rules(app) if rule[1] != endpoint]
+    r = pkg.reloader()
+    result = _save(r, pkg, "views", source(True))
+    # The decorator changed: the module ran as a whole.
+    assert [s.partition(":")[0] for _, s in result.strategies] == ["module"]
+    assert client.get(f"{prefix}/hello/ann/2").text == "hello annann"
+    assert client.get(f"{prefix}/hello/ann").status_code == 404
+    assert _rules(app) == sorted([*others, (f"{prefix}/hello/<name>/<int:times>", endpoint)])
+    if layout == "imported app":
+        # The views module's hook, registered again by its second run, runs once.
+        assert client.get(f"{prefix}/hello/ann/2").headers.getlist("X-Views") == ["1"]
+    # The view is the kept function: a later statement edit of it is served.
+    assert app.view_functions[endpoint] is views.hello
+    result = _save(r, pkg, "views", source(True, suffix=' + "!"'))
+    assert result.strategies == ((views.__name__, "statements"),)
+    assert client.get(f"{prefix}/hello/ann/2").text == "hello annann!"
+    assert _guard_is_up(app)
+
+
+def test_a_late_route_on_a_blueprint_registered_with_its_own_prefix(pkg: Pkg) -> None:
+    _load(pkg, "views", BLUEPRINT.format(hello=_hello("bp", False)))
+    app = _load(pkg, "app", REGISTERS).app
+    client = app.test_client()
+    assert client.get("/api/hello/ann").text == "hello ann"
+    r = pkg.reloader()
+    late = '\n@bp.route("/late")\ndef late():\n    return "late"\n'
+    _save(r, pkg, "views", BLUEPRINT.format(hello=_hello("bp", False) + late))
+    assert client.get("/api/late").text == "late"  # where register_blueprint put the others
+    assert client.get("/shop/late").status_code == 404
+    assert ("/api/late", "shop.late") in _rules(app)
+
+
+def test_a_whole_module_run_on_an_imported_blueprint_registers_each_route_once(pkg: Pkg) -> None:
+    from flask import Flask
+
+    _load(pkg, "bps", 'from flask import Blueprint\n\nbp = Blueprint("shop", __name__, url_prefix="/shop")\n')
+    views = _load(pkg, "views", "from .bps import bp\n" + _hello("bp", False))
+    app = _load(
+        pkg,
+        "app",
+        "from flask import Flask\nfrom .bps import bp\nfrom . import views\n"
+        "app = Flask(__name__)\napp.register_blueprint(bp)\n",
+    ).app
+    client = app.test_client()
+    assert client.get("/shop/hello/ann").text == "hello ann"
+    r = pkg.reloader()
+    _save(r, pkg, "views", "from .bps import bp\n" + _hello("bp", True))
+    assert client.get("/shop/hello/ann/2").text == "hello annann"
+    assert client.get("/shop/hello/ann").status_code == 404
+    assert ("/shop/hello/<name>", "shop.hello") not in _rules(app)
+    assert app.view_functions["shop.hello"] is views.hello
+    # An app registering the blueprint now gets the new route, once, calling the kept view.
+    fresh = Flask("fresh")
+    fresh.register_blueprint(views.bp)
+    assert [rule for rule in _rules(fresh) if rule[1] == "shop.hello"] == [
+        ("/shop/hello/<name>/<int:times>", "shop.hello")
+    ]
+    assert fresh.view_functions["shop.hello"] is views.hello
