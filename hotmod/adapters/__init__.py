@@ -12,8 +12,8 @@ the frameworks it serves, and hooks the transaction calls for every module of a 
 - ``aborted(change)`` after a failed or refused run: undo what the run registered with
   the framework.
 
-Built-in adapters cover pydantic, Django, SQLAlchemy, Starlette/FastAPI and Flask. Third parties
-add theirs through the ``hotmod.adapters`` entry-point group::
+Built-in adapters cover pydantic, Django, SQLAlchemy, Starlette/FastAPI, Flask, click/typer
+and Celery. Third parties add theirs through the ``hotmod.adapters`` entry-point group::
 
     [project.entry-points."hotmod.adapters"]
     myframework = "mypkg.hotmod_adapter:Adapter"
@@ -104,6 +104,8 @@ _BUILTIN: tuple[tuple[tuple[str, ...], str], ...] = (
     (("starlette", "fastapi"), "hotmod.adapters._starlette:StarletteAdapter"),
     (("flask",), "hotmod.adapters._flask:FlaskAdapter"),
     (("sqlalchemy",), "hotmod.adapters._sqlalchemy:SQLAlchemyAdapter"),
+    (("click", "typer"), "hotmod.adapters._click:ClickAdapter"),
+    (("celery",), "hotmod.adapters._celery:CeleryAdapter"),
 )
 
 _loaded: dict[str, Adapter | None] = {}
