@@ -10,7 +10,8 @@ Each through the framework's own public API and hotmod's:
   exception handler from a save of the module that creates it, in the same process;
 - an unrelated edit leaves the framework's registrations as they were.
 
-A hotmod bug a test meets is a strict xfail whose reason says what goes wrong and where.
+A hotmod bug a test meets is a strict xfail whose reason says what goes wrong and where
+(none is left).
 """
 
 from __future__ import annotations
@@ -149,18 +150,8 @@ def shop_late():
     return "shop late"
 """
 
-FLASK_RULE_KEPT = (
-    "FlaskAdapter.aborted puts the setup guards back and drops the blueprint's new deferred "
-    "functions, but not the app's own new url_map rule and view_functions entry: the failed run's "
-    "@app.route stays served"
-)
-FLASK_NEW_APP = (
-    "a whole-module run binds the module's app name to the new Flask app (no Flask counterpart of "
-    "the Starlette adapter's _adopt): the app already serving never gets the new routes"
-)
 
-
-@_strategies(statements=FLASK_RULE_KEPT, module=FLASK_NEW_APP)
+@_strategies()
 def test_flask_routes_registered_by_an_aborted_edit_are_not_served(pkg: Pkg, strategy: str) -> None:
     pkg.strategy = strategy
     mod = _load(pkg, "site", FLASK_ABORT.format(extra=""))
@@ -453,19 +444,11 @@ if __name__ == "__main__":
 """
 
 
-FLASK_RULE_CHANGED = (
-    "a view whose route decorator changed (a new URL variable for a new parameter) makes the module "
-    "run as a whole, which binds the module's app name to a new Flask app: the app already serving "
-    "keeps the old rule, whose view now runs the new code (500: missing argument), and never gets the "
-    "new rule; the reload reports ok"
-)
-
-
 @pytest.mark.parametrize(
     "parameter",
     [
         pytest.param("query"),
-        pytest.param("rule", marks=pytest.mark.xfail(strict=True, reason=FLASK_RULE_CHANGED)),
+        pytest.param("rule"),
     ],
 )
 def test_flask_after_edits_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Path, parameter: str) -> None:
