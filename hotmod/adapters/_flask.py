@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import BaseAdapter, ModuleChange
+from ._names import bind_back
 
 __all__ = ["FlaskAdapter"]
 
@@ -109,7 +110,7 @@ class FlaskAdapter(BaseAdapter):
                     warnings += _adopt(old, new, change)
                     adopted.add(id(old))
                 change.module.__dict__[name] = old
-                _repoint(new, old)
+                bind_back(new, old)
         if change.strategy != "statements":
             for state in states:
                 if id(state.app) not in adopted:
@@ -535,18 +536,6 @@ def _take_config(old: Any, new: Any) -> None:
             default = same = False
         if not default and not same:
             old.config[key] = value
-
-
-def _repoint(new: Any, old: Any) -> None:
-    """Module-level names bound to the new app (importers' ``from .app import app``
-    copies, rebound by the commit) are bound to the live one."""
-    for module in list(sys.modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for key, value in list(namespace.items()):
-            if value is new:
-                namespace[key] = old
 
 
 # -- blueprints ------------------------------------------------------------------------------------

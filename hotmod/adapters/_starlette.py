@@ -24,6 +24,7 @@ from types import FunctionType
 from typing import Any
 
 from . import BaseAdapter, ModuleChange
+from ._names import bind_back
 from ._routers import adopt_router, copy_route, include_new_routes, remake, snapshot
 
 __all__ = ["StarletteAdapter"]
@@ -59,16 +60,16 @@ class StarletteAdapter(BaseAdapter):
                 # next request, around the hotmod.web middleware already serving.
                 app.user_middleware = _keep_live_reload(app, app.user_middleware)
                 app.middleware_stack = None
-        for name, old, new in list(change.replaced()):
+        for _name, old, new in list(change.replaced()):
             # The module that makes the app ran again: the live app (the one the server
             # holds) takes the new one's routes, middleware and handlers, and stays.
             if _is_app(old) and type(new) is type(old):
                 warnings += _adopt(old, new, change)
-                change.module.__dict__[name] = old
+                bind_back(new, old)  # the module's name and importers' copies
             elif _is_router(old) and type(new) is type(old):
                 # The same for a router the module makes: apps included the live one.
                 warnings += adopt_router(old, new, lambda endpoint: _kept(endpoint, change))
-                change.module.__dict__[name] = old
+                bind_back(new, old)  # the module's name and importers' copies
         for app, before in change.notes.pop("routes", ()):
             if change.strategy != "statements":
                 warnings += _fold_registered_again(app, before)

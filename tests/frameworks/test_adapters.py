@@ -271,6 +271,31 @@ def test_middleware_and_exception_handlers_added_to_an_app_that_served(pkg: Pkg)
     assert len(mod.app.user_middleware) == 1
 
 
+@pytest.mark.filterwarnings(
+    "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
+)  # starlette's own test client at its lowest versions, with today's anyio: not ours
+def test_an_app_module_run_again_leaves_every_name_on_the_live_app(pkg: Pkg) -> None:
+    """The commit binds importers' ``from .main import app`` to the new run's app; the
+    adapter, which keeps the live one, binds them back too."""
+    from fastapi.testclient import TestClient
+
+    source = (
+        'from fastapi import FastAPI\napp = FastAPI(title="{title}")\n\n'
+        '@app.get("/")\ndef index():\n    return app.title\n'
+    )
+    main = _load(pkg, "main", source.format(title="one"))
+    server = _load(pkg, "server", "from .main import app\n")
+    live = main.app
+    client = TestClient(live)
+    assert client.get("/").json() == "one"
+    r = pkg.reloader()
+    result = _save(r, pkg, "main", source.format(title="two"))  # a changed call: the module runs again
+    assert result.strategies[0][1].startswith("module")
+    assert main.app is live
+    assert server.app is live
+    assert client.get("/").json() == "two"
+
+
 PYDANTIC = """\
 from pydantic import BaseModel
 
