@@ -47,9 +47,15 @@ class Hooks:
             )
             return None
 
-    def prepare(self, unit: Unit) -> None:
+    def prepare(self, unit: Unit) -> str | None:
+        """Every adapter prepares; the first reason one gives refuses the unit before
+        its new code runs (every adapter still prepared, so every one is told the abort)."""
+        refusal: str | None = None
         for adapter in self.adapters:
-            self._call(adapter, "prepare", self._change(unit))
+            reason = self._call(adapter, "prepare", self._change(unit))
+            if refusal is None and isinstance(reason, str) and reason:
+                refusal = reason
+        return refusal
 
     def refuse(self, units: Iterable[Unit]) -> tuple[Unit, str] | None:
         for unit in units:

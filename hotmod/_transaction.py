@@ -242,7 +242,11 @@ def execute(
             namespace = unit.module.__dict__
             unit.snapshot = dict(namespace)
             done.append(unit)
-            frameworks.prepare(unit)
+            refused = frameworks.prepare(unit)
+            if refused is not None:  # a framework that knows the run cannot succeed
+                outcome.needs_restart = refused
+                outcome.error = ReloadError(refused, module=unit.name, path=unit.path)
+                break
             if unit.code is not None and unit.statements is None:
                 _bind_submodules(unit.module, unit.code)
             if unit.source is not None:

@@ -4,7 +4,8 @@ An adapter is any object with the attributes of :class:`Adapter` (a ``typing.Pro
 the frameworks it serves, and hooks the transaction calls for every module of a batch:
 
 - ``prepare(change)`` before the new code runs (a framework that refuses late changes
-  can be told to accept them);
+  can be told to accept them); a reason returned refuses the change before any of its code
+  runs (``needs_restart``): for a run the framework is known to reject;
 - ``refuse(change)`` after it ran, before the commit: a reason makes the reload
   ``needs_restart`` (nothing is applied) - a change the framework cannot take in place;
 - ``committed(change)`` after the commit: bring the framework's own caches up to date;
@@ -70,7 +71,7 @@ class Adapter(Protocol):
     #: top-level module names; the adapter is consulted only while one is imported
     frameworks: tuple[str, ...]
 
-    def prepare(self, change: ModuleChange) -> None: ...
+    def prepare(self, change: ModuleChange) -> str | None: ...
 
     def refuse(self, change: ModuleChange) -> str | None: ...
 
@@ -84,7 +85,7 @@ class BaseAdapter:
 
     frameworks: tuple[str, ...] = ()
 
-    def prepare(self, change: ModuleChange) -> None:
+    def prepare(self, change: ModuleChange) -> str | None:
         return None
 
     def refuse(self, change: ModuleChange) -> str | None:

@@ -43,6 +43,35 @@ def _mapped(value: object) -> bool:
     return issubclass(type(value), type) and "__mapper__" in dir(value) and hasattr(value, "registry")
 
 
+def _outlives(cls: Any, change: ModuleChange) -> bool:
+    """Whether ``cls``'s registry survives a run of its module: neither the registry nor
+    a declarative base holding it is made by the module itself."""
+    registry = getattr(cls, "registry", None)
+    if registry is None:
+        return False
+    name = change.module.__name__
+    for value in list(change.new.values()):
+        if value is registry:
+            return False
+        if (
+            issubclass(type(value), type)
+            and value.__module__ == name
+            and "__table__" not in vars(value)
+            and getattr(value, "registry", None) is registry
+        ):
+            return False  # the declarative base, made here
+    return True
+
+
+def _mapped_attributes(cls: Any) -> set[str]:
+    """The names the mapper instrumented on the class itself (columns, relationships,
+    synonyms, ...): set when the class is mapped, before any configuration."""
+    attributes = getattr(sys.modules.get("sqlalchemy.orm"), "QueryableAttribute", None)
+    if not isinstance(attributes, type):
+        return set()
+    return {key for key, value in list(vars(cls).items()) if isinstance(value, attributes)}
+
+
 def _columns(cls: Any) -> dict[str, str]:
     table = getattr(cls, "__table__", None)
     columns = getattr(table, "columns", None)
@@ -386,8 +415,24 @@ def _take_back(change: ModuleChange, before: _Before) -> list[str]:
 class SQLAlchemyAdapter(BaseAdapter):
     frameworks = ("sqlalchemy",)
 
-    def prepare(self, change: ModuleChange) -> None:
+    def prepare(self, change: ModuleChange) -> str | None:
         change.notes[_NOTE] = _record(_reached(change.new))
+        if change.strategy == "statements":
+            return None
+        # A whole run maps the module's classes again. In a registry the run makes anew
+        # (its Base defined here) that gives new classes, compared in refuse(); in one
+        # that outlives the run, SQLAlchemy would stop at the class statement ("Table
+        # ... is already defined"): refused before anything runs.
+        for name, value in list(change.new.items()):
+            if _mapped(value) and value.__module__ == change.module.__name__ and _outlives(value, change):
+                table = getattr(getattr(value, "__table__", None), "name", "?")
+                why = change.strategy.partition(": ")[2] or "the module runs again as a whole"
+                return (
+                    f"SQLAlchemy model {change.module.__name__}.{name}: its class statement would run again "
+                    f"({why}) and map it a second time in a registry that keeps it (table {table!r}); "
+                    "restart to apply it (method edits apply live)"
+                )
+        return None
 
     def refuse(self, change: ModuleChange) -> str | None:
         for name, old, new in change.replaced():
@@ -401,6 +446,16 @@ class SQLAlchemyAdapter(BaseAdapter):
                 return (
                     f"SQLAlchemy model {old.__module__}.{name}: column(s) {', '.join(differ)} changed; "
                     "this needs a migration and a restart"
+                )
+            had, has = _mapped_attributes(old), _mapped_attributes(new)
+            if had != has:
+                parts = [f"{a} added" for a in sorted(has - had)] + [
+                    f"{a} removed" for a in sorted(had - has)
+                ]
+                return (
+                    f"SQLAlchemy model {old.__module__}.{name}: mapped attribute(s) {', '.join(parts)} "
+                    "(a relationship or another mapped property); the mapper was built for the old "
+                    "ones: restart to apply it"
                 )
             return (
                 f"SQLAlchemy model {old.__module__}.{name}: its class statement would run again (a change "

@@ -211,12 +211,13 @@ def test_a_module_run_of_a_mapped_class_with_its_own_base_is_refused_and_leaves_
         assert session.scalars(sqlalchemy.select(User)).one().label() == "user ann"
 
 
-def test_a_module_run_of_a_mapped_class_on_a_kept_base_is_aborted_and_leaves_no_half_mapped_class(
+def test_a_module_run_of_a_mapped_class_on_a_kept_base_is_refused_before_it_runs(
     pkg: Pkg, engine: Any
 ) -> None:
-    """The kept Base's metadata already holds the table, so SQLAlchemy itself stops the class
-    statement half way: the new class had a manager in the registry but no mapper (iterating
-    ``registry.mappers`` raised UnmappedClassError after such a run)."""
+    """The kept Base's metadata already holds the table, so SQLAlchemy would stop the class
+    statement half way ("Table ... is already defined"), leaving a class with a manager in
+    the registry and no mapper: the adapter refuses the run before any of it runs, naming
+    the class, its table and the statement that made the module run as a whole."""
     base = pkg.module("base", BASE)
     mod = pkg.module("models", _models("base by name"))
     User, Base = mod.User, base.Base
@@ -224,9 +225,11 @@ def test_a_module_run_of_a_mapped_class_on_a_kept_base_is_aborted_and_leaves_no_
     r = pkg.reloader(strategy="module")
     for extra in (ORDER, ORDER + "# again\n"):  # and the next save finds the registry as clean
         result = edit(r, pkg.path("models"), _models("base by name", extra))
-        assert result.status == "aborted", result.summary()
-        assert "already defined" in str(reload_error(result))
+        assert result.status == "needs_restart", result.summary()
+        assert "User" in str(reload_error(result))
+        assert "table 'users'" in str(reload_error(result))
         assert mod.User is User
+        assert not hasattr(mod, "Order")  # nothing of the new version ran
         assert _classes(Base.registry) == ["User"]
         assert sorted(Base.metadata.tables) == ["users"]
     configure_mappers()
@@ -434,3 +437,103 @@ def test_sqlalchemy_internals_that_moved_degrade_to_a_warning(
     assert len(said) == 1, said
     assert MOVED[moved] in said[0]
     assert not any(rec.levelno >= logging.ERROR for rec in caplog.records)  # no adapter exception
+
+
+@pytest.mark.parametrize("base_in", ["models.py", "base.py"])
+def test_a_new_relationship_on_a_mapped_class_is_refused_naming_it(pkg: Pkg, base_in: str) -> None:
+    """Columns are compared by the table; a relationship has no column: it is named from
+    the attributes the mapper instrumented on the class when the run made a new class (a
+    Base of its own), or by the line of the statement that changed (a kept Base: the run
+    is refused before it runs)."""
+    pkg.module("base", BASE)
+    source = _models("base by name", ORDER)
+    if base_in == "models.py":
+        source = source.replace(
+            "from .base import Base",
+            "from sqlalchemy.orm import DeclarativeBase\n\nclass Base(DeclarativeBase):\n    pass\n",
+        )
+    with_orders = source.replace(
+        "    def label(self):",
+        '    orders = relationship("Order", viewonly=True)\n\n    def label(self):',
+    )
+    models = pkg.module("models", source)
+    User = models.User
+    r = pkg.reloader()
+    result = edit(r, pkg.path("models"), textwrap.dedent(with_orders))
+    assert result.status == "needs_restart", result.summary()
+    error = str(reload_error(result))
+    assert "User" in error
+    line = (
+        textwrap.dedent(with_orders).splitlines().index('    orders = relationship("Order", viewonly=True)')
+        + 1
+    )
+    assert "orders added" in error if base_in == "models.py" else f"models.py:{line}" in error
+    assert models.User is User
+    assert not hasattr(User, "orders")
+    assert r.poll().status == "noop"  # reported once
+
+
+FRESH_PROBE = """\
+import json
+
+import sqlalchemy
+from sqlalchemy.orm import Session
+
+
+def answers(models, base):
+    engine = sqlalchemy.create_engine("sqlite://")
+    base.Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        user = models.User(name="ann")
+        session.add_all([user, models.Order(total=3, user=user)])
+        session.commit()
+        replies = {
+            "labels": [u.label() for u in session.scalars(sqlalchemy.select(models.User))],
+            "orders": [[o.total, o.user.name] for o in session.scalars(sqlalchemy.select(models.Order))],
+            "tables": sorted(base.Base.metadata.tables),
+            "classes": sorted(m.class_.__name__ for m in base.Base.registry.mappers),
+        }
+    engine.dispose()
+    return replies
+
+
+if __name__ == "__main__":
+    from . import base, models
+
+    print(json.dumps(answers(models, base)))
+"""
+
+
+def test_after_edits_the_process_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    base = pkg.module("base", BASE)
+    probe = pkg.module("probe", FRESH_PROBE)
+    models = pkg.module("models", _models("base by name"))
+    r = pkg.reloader()
+    _aborted(r, pkg, "models", _models("base by name", ORDER))  # taken back
+    _save(r, pkg, "models", _models("base by name", ORDER))  # a new model
+    final = _models("base by name", ORDER).replace(
+        'return "user " + self.name', 'return "user " + self.name + "!"'
+    )
+    _save(r, pkg, "models", final)  # a method
+    reloaded = probe.answers(models, base)
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", pkg.qualname("probe")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(pkg.root), "PYTHONPYCACHEPREFIX": str(folder / "pycache")},
+        cwd=folder,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    fresh = json.loads(done.stdout)
+    assert reloaded == fresh
+    assert fresh["labels"] == ["user ann!"]
+    assert fresh["classes"] == ["Order", "User"]
