@@ -440,8 +440,9 @@ class _Recording(hotmod.adapters.BaseAdapter):
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def prepare(self, change: hotmod.adapters.ModuleChange) -> None:
+    def prepare(self, change: hotmod.adapters.ModuleChange) -> str | None:
         self.calls.append(f"prepare {change.module.__name__.rpartition('.')[2]}")
+        return "known to fail before it runs" if "BEFORE" in change.module.__dict__ else None
 
     def refuse(self, change: hotmod.adapters.ModuleChange) -> str | None:
         self.calls.append("refuse")
@@ -485,6 +486,15 @@ def test_third_party_adapters_load_only_with_their_framework_and_never_break_a_r
     assert mod.X == 3
     assert "REFUSE" not in vars(mod)
     assert adapter.calls[-1] == "aborted"
+    # A reason from prepare refuses before any of the new code runs.
+    mod.BEFORE = True
+    ran = pkg.counter()
+    early = edit(r, pkg.path("m"), f"X = 5\nfrom {pkg.name} import log\nlog.runs.append(1)\n")
+    assert early.status == "needs_restart"
+    assert "known to fail before it runs" in str(early.error)
+    assert ran == []
+    assert mod.X == 3
+    assert adapter.calls[-2:] == ["prepare m", "aborted"]
 
 
 def test_importing_hotmod_adapters_imports_no_framework() -> None:
