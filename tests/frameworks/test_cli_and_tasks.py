@@ -9,7 +9,6 @@ later statement of the same save can fail.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,7 +17,7 @@ from typing import Any
 
 import hotmod
 
-from ..support import Pkg, edit, reload_error
+from ..support import Pkg, edit, fresh_answers, reload_error
 
 TOOL = """\
 import click
@@ -149,21 +148,9 @@ def test_after_edits_the_process_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Pa
         result = edit(r, pkg.path("tool"), textwrap.dedent(version))
         assert result.status in ("ok", "aborted"), result.summary()
     reloaded = json.loads(json.dumps(probe.answers(tool)))
-    fresh_folder = tmp_path / "fresh"
-    fresh_folder.mkdir()
     # The fresh process runs the last good version: the one the reloaded process kept.
     pkg.path("tool").write_text(textwrap.dedent(_source(suffix=' + "!"', suffix_task=" + 100", extra=EXTRA)))
-    done = subprocess.run(
-        [sys.executable, "-m", pkg.qualname("probe")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(pkg.root), "PYTHONPYCACHEPREFIX": str(fresh_folder / "pycache")},
-        cwd=fresh_folder,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    fresh = json.loads(done.stdout)
+    fresh = fresh_answers(pkg, tmp_path, "probe")
     assert reloaded == fresh
     assert fresh["hello"] == "hello ann!\n"
     assert fresh["add"] == 105

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import hotmod
 
-from ..support import Pkg, edit, reload_error
+from ..support import Pkg, edit, fresh_answers, reload_error
 
 sqlalchemy = pytest.importorskip("sqlalchemy")
 
@@ -504,12 +505,7 @@ if __name__ == "__main__":
 """
 
 
-def test_after_edits_the_process_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Any) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-
+def test_after_edits_the_process_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Path) -> None:
     base = pkg.module("base", BASE)
     probe = pkg.module("probe", FRESH_PROBE)
     models = pkg.module("models", _models("base by name"))
@@ -521,19 +517,7 @@ def test_after_edits_the_process_answers_as_a_fresh_start(pkg: Pkg, tmp_path: An
     )
     _save(r, pkg, "models", final)  # a method
     reloaded = probe.answers(models, base)
-    folder = tmp_path / "fresh"
-    folder.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-m", pkg.qualname("probe")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(pkg.root), "PYTHONPYCACHEPREFIX": str(folder / "pycache")},
-        cwd=folder,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    fresh = json.loads(done.stdout)
+    fresh = fresh_answers(pkg, tmp_path, "probe")
     assert reloaded == fresh
     assert fresh["labels"] == ["user ann!"]
     assert fresh["classes"] == ["Order", "User"]

@@ -17,9 +17,6 @@ A hotmod bug a test meets is a strict xfail whose reason says what goes wrong an
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,14 +26,13 @@ import pytest
 
 import hotmod
 
-from ..support import Pkg, edit, reload_error, write_replace
+from ..support import Pkg, edit, fresh_answers, reload_error, write_replace
 from ..support.webtools import EventStream, Server
 
 # starlette's own test client at its lowest versions, with today's anyio: not ours
 ANYIO_PORTAL = pytest.mark.filterwarnings(
     "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
 )
-FRESH_TIMEOUT = 60.0  # seconds a fresh interpreter may take to import a framework and answer
 
 
 def _load(pkg: Pkg, name: str, source: str) -> Any:
@@ -278,29 +274,6 @@ def test_pydantic_fields_changed_by_an_aborted_edit_are_not_kept(pkg: Pkg, strat
 # -- 2. a fresh start answers as the reloaded process does ---------------------------------------
 
 
-def _fresh_answers(pkg: Pkg, tmp_path: Path, probe: str) -> Any:
-    """What ``python -m <pkg>.<probe>`` prints (JSON), in a fresh interpreter on the saved files."""
-    elsewhere = tmp_path / "fresh"  # the package is found through PYTHONPATH, not the working directory
-    elsewhere.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(pkg.root),
-        # Fresh bytecode: a cached .pyc of an earlier version is never read.
-        "PYTHONPYCACHEPREFIX": str(elsewhere / "pycache"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", pkg.qualname(probe)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=elsewhere,
-        timeout=FRESH_TIMEOUT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def _json(value: object) -> Any:
     """``value`` as the fresh process' JSON would give it back (tuples as lists, ...)."""
     return json.loads(json.dumps(value))
@@ -385,7 +358,7 @@ def test_fastapi_after_edits_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Path) 
     _edits(r, pkg, "api", versions[1:])
     assert mod.app is app
     reloaded = _json(probe.answers(app))
-    fresh = _fresh_answers(pkg, tmp_path, "probe")
+    fresh = fresh_answers(pkg, tmp_path, "probe")
     assert reloaded["replies"] == fresh["replies"]
     assert reloaded["openapi"]["paths"] == fresh["openapi"]["paths"]
     assert reloaded["openapi"] == fresh["openapi"]
@@ -471,7 +444,7 @@ def test_flask_after_edits_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Path, pa
     r = pkg.reloader()
     _edits(r, pkg, "site", versions[1:])
     reloaded = _json(probe.answers(app))
-    fresh = _fresh_answers(pkg, tmp_path, "probe")
+    fresh = fresh_answers(pkg, tmp_path, "probe")
     assert reloaded["replies"] == fresh["replies"]
     assert reloaded["rules"] == fresh["rules"]
     assert mod.app is app
@@ -555,7 +528,7 @@ def test_pydantic_after_edits_answers_as_a_fresh_start(pkg: Pkg, tmp_path: Path,
     r = pkg.reloader()
     _edits(r, pkg, "models", versions[1:])
     reloaded = _json(probe.answers(User))
-    fresh = _fresh_answers(pkg, tmp_path, "probe")
+    fresh = fresh_answers(pkg, tmp_path, "probe")
     assert reloaded["schema"] == fresh["schema"]
     assert reloaded["results"] == fresh["results"]
     assert (mod.User, mod.Address) == (User, Address)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import json
 import os
+import subprocess
 import sys
 import textwrap
 import threading
@@ -27,6 +29,7 @@ __all__ = [
     "Results",
     "bump_mtime",
     "edit",
+    "fresh_answers",
     "hotmod_threads",
     "package_on_path",
     "reload_error",
@@ -149,6 +152,34 @@ def edit(r: hotmod.Reloader, path: Path, text: str | bytes) -> hotmod.ReloadResu
     write(path, text)
     r.notify(path)
     return r.poll()
+
+
+# Seconds a fresh interpreter may take to import a framework and answer.
+FRESH_TIMEOUT = 60.0
+
+
+def fresh_answers(pkg: Pkg, folder: Path, probe: str) -> Any:
+    """What ``python -m <pkg>.<probe>`` prints (JSON), in a fresh interpreter on the saved
+    files: the process a restart would give, to compare the reloaded one with."""
+    elsewhere = folder / "fresh"  # the package is found through PYTHONPATH, not the working directory
+    elsewhere.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(pkg.root),
+        # Fresh bytecode: a cached .pyc of an earlier version is never read.
+        "PYTHONPYCACHEPREFIX": str(elsewhere / "pycache"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", pkg.qualname(probe)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+        timeout=FRESH_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def reload_error(result: hotmod.ReloadResult) -> hotmod.ReloadError:
