@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import CodeType, FrameType, FunctionType, MethodType, ModuleType
 
+from ._kinds import is_a
 from .result import ReloadResult
 
 __all__ = ["after_commit", "explicit", "remove_bytecode", "stale_closures", "stale_frames"]
@@ -134,17 +135,17 @@ def _live_codes(module: ModuleType) -> set[CodeType]:
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        if isinstance(obj, (staticmethod, classmethod, MethodType)):
+        if is_a(obj, staticmethod) or is_a(obj, classmethod) or is_a(obj, MethodType):
             stack.append(obj.__func__)
-        elif isinstance(obj, property):
+        elif is_a(obj, property):
             stack.extend((obj.fget, obj.fset, obj.fdel))
-        elif isinstance(obj, FunctionType):
+        elif is_a(obj, FunctionType):
             _add_code(obj.__code__, codes)
             stack.extend(cell.cell_contents for cell in obj.__closure__ or () if _filled(cell))
             wrapped = obj.__dict__.get("__wrapped__")
             if wrapped is not None:
                 stack.append(wrapped)
-        elif isinstance(obj, type) and obj.__module__ == module.__name__:
+        elif is_a(obj, type) and obj.__module__ == module.__name__:
             stack.extend(vars(obj).values())
     return codes
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from ._forwarders import TARGET, forwarder_code, target_of
+from ._kinds import is_a
 from ._registration_sweep import class_module, dispatch_registry, is_singledispatch, safe_key
 
 __all__ = ["PatchReport", "Patcher"]
@@ -113,17 +114,17 @@ class Patcher:
     def _merge(self, old: Any, new: Any, module_name: str, where: str) -> Any:
         if id(new) in self.kept:
             return self.kept[id(new)]
-        if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
+        if is_a(old, types.FunctionType) and is_a(new, types.FunctionType):
             if self._same_definition(old, new, module_name):
                 if is_singledispatch(old) and is_singledispatch(new):
                     return self.merge_singledispatch(old, new, module_name, where)
                 return self.merge_function(old, new, where)
-        elif isinstance(old, type) and isinstance(new, type):
+        elif is_a(old, type) and is_a(new, type):
             if self._same_definition(old, new, module_name):
                 return self.merge_class(old, new, where)
         elif _is_cache_wrapper(old) and _is_cache_wrapper(new):
             inner_old, inner_new = old.__wrapped__, new.__wrapped__
-            if isinstance(inner_old, types.FunctionType) and isinstance(inner_new, types.FunctionType):
+            if is_a(inner_old, types.FunctionType) and is_a(inner_new, types.FunctionType):
                 if self._same_definition(inner_old, inner_new, module_name):
                     if self.merge_function(inner_old, inner_new, where) is inner_old:
                         old.cache_clear()  # results of the old body must not be served
@@ -144,7 +145,7 @@ class Patcher:
         ``__module__`` onto a wrapper this module defines.
         """
         namespace = self._namespaces.get(module_name)
-        if isinstance(obj, type):
+        if is_a(obj, type):
             module = class_module(obj)
             if isinstance(module, str) or namespace is None:
                 return module == module_name
@@ -155,7 +156,7 @@ class Patcher:
                 for member in list(obj.__dict__.values())
                 for fn in _class_functions_of(member)
             )
-        if not isinstance(obj, types.FunctionType):
+        if not is_a(obj, types.FunctionType):
             return False
         if obj.__module__ == module_name:  # also a library's wrapper (``singledispatch``)
             return True
@@ -177,7 +178,7 @@ class Patcher:
     def _defines(self, obj: Any, name: str, module_name: str) -> bool:
         """``obj`` is what ``def name``/``class name`` at the top of the module created."""
         return (
-            isinstance(obj, (types.FunctionType, type))
+            (is_a(obj, types.FunctionType) or is_a(obj, type))
             and (getattr(obj, "__qualname__", None) == name or _def_statement_name(obj) == name)
             and self._owned(obj, module_name)
         )
@@ -314,12 +315,12 @@ class Patcher:
             return
         if old_value is new_value:
             return
-        if isinstance(old_value, types.FunctionType) and isinstance(new_value, types.FunctionType):
+        if is_a(old_value, types.FunctionType) and is_a(new_value, types.FunctionType):
             # A decorator's wrapper closing over the wrapped function: merge the inner one.
             if old_value.__qualname__ == new_value.__qualname__:
                 if self.merge_function(old_value, new_value, where) is old_value:
                     return
-        elif isinstance(old_value, type) and old_value is self.kept.get(id(new_value)):
+        elif is_a(old_value, type) and old_value is self.kept.get(id(new_value)):
             return  # ``__class__`` cell of the old class body: already right
         old_cell.cell_contents = new_value
 
@@ -397,7 +398,7 @@ class Patcher:
                 continue
             delattr(old, attr)
         for attr, new_value in list(new_dict.items()):
-            if attr in _CLASS_INTERNALS and not (attr == "__module__" and isinstance(new_value, property)):
+            if attr in _CLASS_INTERNALS and not (attr == "__module__" and is_a(new_value, property)):
                 continue
             if isinstance(new_value, (types.MemberDescriptorType, types.GetSetDescriptorType)):
                 continue  # slot descriptors belong to the new layout; the old ones stay
@@ -411,17 +412,17 @@ class Patcher:
             return self.kept[id(new)]
         if old is _MISSING:
             return new
-        if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType):
+        if is_a(old, types.FunctionType) and is_a(new, types.FunctionType):
             if old.__name__ != new.__name__:
                 return new
             return self.merge_function(old, new, where, warn=False)
         if isinstance(old, (staticmethod, classmethod)) and type(old) is type(new):
             inner_old, inner_new = old.__func__, new.__func__
-            if isinstance(inner_old, types.FunctionType) and isinstance(inner_new, types.FunctionType):
+            if is_a(inner_old, types.FunctionType) and is_a(inner_new, types.FunctionType):
                 if self.merge_function(inner_old, inner_new, where, warn=False) is inner_old:
                     return old
             return new
-        if isinstance(old, property) and isinstance(new, property):
+        if is_a(old, property) and is_a(new, property):
             accessors = ("fget", "fset", "fdel")
             if all(_mergeable(getattr(old, a), getattr(new, a)) for a in accessors):
                 for a in accessors:
@@ -431,7 +432,7 @@ class Patcher:
                 if old.__doc__ == new.__doc__ or type(old) is property:
                     return old
             return new
-        if isinstance(old, type) and isinstance(new, type) and old.__qualname__ == new.__qualname__:
+        if is_a(old, type) and is_a(new, type) and old.__qualname__ == new.__qualname__:
             return self.merge_class(old, new, where)
         return new
 
@@ -485,11 +486,11 @@ class Patcher:
             return len(a) == len(b) and all(
                 self._same_value(x, y, depth - 1) for x, y in zip(a, b, strict=True)
             )
-        if isinstance(a, _PRIMITIVES):
+        if issubclass(kind, _PRIMITIVES):
             return any(kind is t for t in _PRIMITIVES) and bool(a == b)
         if kind is object:
             return True  # ``A = object()``: a sentinel, new on every run
-        if depth <= 0 or isinstance(a, (type, types.FunctionType, types.ModuleType)):
+        if depth <= 0 or issubclass(kind, (type, types.FunctionType, types.ModuleType)):
             return False
         state_a, state_b = _plain_state(a), _plain_state(b)
         if state_a is None or state_b is None or len(state_a) != len(state_b):
@@ -513,24 +514,24 @@ class Patcher:
         if not self.kept:
             return
         for obj in self.fresh:
-            if isinstance(obj, type):
+            if is_a(obj, type):
                 self._rebase(obj)
         done: set[int] = set()
         stack = list(self.fresh)
         for kept in list(self.kept.values()):
-            if isinstance(kept, type):
+            if is_a(kept, type):
                 stack.extend(_class_functions(kept))
-            elif isinstance(kept, types.FunctionType):
+            elif is_a(kept, types.FunctionType):
                 stack.append(kept)  # it took the new defaults and closure contents
         while stack:
             obj = stack.pop()
             if id(obj) in done:
                 continue
             done.add(id(obj))
-            if isinstance(obj, type):
+            if is_a(obj, type):
                 stack.extend(_class_functions(obj))
                 continue
-            if not isinstance(obj, types.FunctionType):
+            if not is_a(obj, types.FunctionType):
                 continue
             self._repoint_defaults(obj)
             for cell in obj.__closure__ or ():
@@ -541,7 +542,7 @@ class Patcher:
                 target = self.kept.get(id(value))
                 if target is not None and target is not value:
                     cell.cell_contents = target
-                elif isinstance(value, types.FunctionType):
+                elif is_a(value, types.FunctionType):
                     stack.append(value)
 
     def _repoint_defaults(self, fn: types.FunctionType) -> None:
@@ -601,9 +602,9 @@ class Patcher:
         done: set[int] = set()
         for name, value in list(namespace.items()):
             self._adopt_in(value, name, done, containers=True)
-            if isinstance(value, types.FunctionType):
+            if is_a(value, types.FunctionType):
                 self._adopt_defaults(value, name, done)
-            elif isinstance(value, type) and class_module(value) == module_name and id(value) not in done:
+            elif is_a(value, type) and class_module(value) == module_name and id(value) not in done:
                 done.add(id(value))
                 for attr, member in list(value.__dict__.items()):
                     where = f"{name}.{attr}"
@@ -701,7 +702,7 @@ def _def_statement_name(obj: Any) -> str | None:
     with. None for a function made inside another one (a decorator's wrapper: one
     ``def`` makes many functions, so the name says nothing about which).
     """
-    if not isinstance(obj, types.FunctionType):
+    if not is_a(obj, types.FunctionType):
         return None
     name = obj.__code__.co_qualname
     return None if "<locals>" in name else name
@@ -720,9 +721,9 @@ def _written_in(cls: type, value: Any) -> bool:
     """Whether ``value`` (a function, or one wrapped by a descriptor) was written in ``cls``'s body."""
     if isinstance(value, (staticmethod, classmethod)):
         value = value.__func__
-    elif isinstance(value, property):
+    elif is_a(value, property):
         value = value.fget
-    return isinstance(value, types.FunctionType) and value.__qualname__.startswith(f"{cls.__qualname__}.")
+    return is_a(value, types.FunctionType) and value.__qualname__.startswith(f"{cls.__qualname__}.")
 
 
 def _plain_state(obj: Any) -> dict[str, Any] | None:
@@ -738,8 +739,8 @@ def _mergeable(old: Any, new: Any) -> bool:
     if old is None or new is None:
         return old is None and new is None
     return (
-        isinstance(old, types.FunctionType)
-        and isinstance(new, types.FunctionType)
+        is_a(old, types.FunctionType)
+        and is_a(new, types.FunctionType)
         and old.__code__.co_freevars == new.__code__.co_freevars
     )
 
@@ -756,9 +757,9 @@ def _class_functions_of(member: Any) -> Iterable[types.FunctionType]:
     """The functions a class attribute holds: itself, or the one in a descriptor."""
     if isinstance(member, (staticmethod, classmethod)):
         member = member.__func__
-    if isinstance(member, property):
-        yield from (f for f in (member.fget, member.fset, member.fdel) if isinstance(f, types.FunctionType))
-    elif isinstance(member, types.FunctionType):
+    if is_a(member, property):
+        yield from (f for f in (member.fget, member.fset, member.fdel) if is_a(f, types.FunctionType))
+    elif is_a(member, types.FunctionType):
         yield member
 
 
@@ -766,7 +767,7 @@ def _class_functions(cls: type) -> Iterable[Any]:
     for value in list(cls.__dict__.values()):
         if isinstance(value, (staticmethod, classmethod)):
             yield value.__func__
-        elif isinstance(value, property):
+        elif is_a(value, property):
             yield from (f for f in (value.fget, value.fset, value.fdel) if f is not None)
         elif isinstance(value, (types.FunctionType, type)):
             yield value

@@ -24,6 +24,8 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
+from ._kinds import is_a
+
 __all__ = ["Substitutions", "class_module", "dispatch_registry", "is_singledispatch", "safe_key", "sweep"]
 
 # id(object) -> (object, what stands in its place now)
@@ -103,11 +105,11 @@ def _owners(
             yield namespace, namespace.__setitem__
         # The modules this one takes names from: where its decorators' registries live.
         for value in list(namespace.values()):
-            if isinstance(value, types.ModuleType):
+            if is_a(value, types.ModuleType):
                 other = module_dict(value.__dict__.get("__name__"))
-            elif isinstance(value, type):
+            elif is_a(value, type):
                 other = module_dict(class_module(value))
-            elif isinstance(value, types.FunctionType):
+            elif is_a(value, types.FunctionType):
                 other = module_dict(value.__module__)
             else:
                 other = module_dict(class_module(type(value)))
@@ -129,7 +131,7 @@ def _instance_dict(value: Any) -> dict[str, Any] | None:
     # Containers are fixed through their own API. A weak container's ``data`` must never
     # be walked directly: the collector drops its entries at any moment, which the
     # container's own iteration guards against and a plain walk does not.
-    if isinstance(value, (type, types.ModuleType, types.FunctionType, list, *_DICTS, *_SETS)):
+    if issubclass(type(value), (type, types.ModuleType, types.FunctionType, list, *_DICTS, *_SETS)):
         return None
     try:
         inner = object.__getattribute__(value, "__dict__")
@@ -162,7 +164,7 @@ class _Fixer:
         elif kind in _SETS:
             self._done.add(id(value))
             self._fix_set(value)
-        elif isinstance(value, types.FunctionType) and value.__code__ is _DISPATCH_WRAPPER_CODE:
+        elif is_a(value, types.FunctionType) and value.__code__ is _DISPATCH_WRAPPER_CODE:
             registry = dispatch_registry(value)
             if registry is not None and id(registry) not in self._done:
                 self._done.add(id(registry))
@@ -170,7 +172,7 @@ class _Fixer:
                     value.__dict__["_clear_cache"]()
         elif kind is classmethod or kind is staticmethod:
             self.fix(value.__func__)
-        elif isinstance(value, functools.singledispatchmethod):
+        elif is_a(value, functools.singledispatchmethod):
             self.fix(value.dispatcher)
 
     def rebuilt(self, value: Any) -> Any | None:
@@ -264,9 +266,7 @@ def safe_key(obj: Any) -> bool:
     kind: Any = type(obj)
     if any(kind is t for t in _PLAIN_HASH) or _hashed_by_identity(obj):
         return True
-    return (
-        isinstance(obj, enum.Enum) and _is_any(kind.__hash__, _ENUM_HASH) and _is_any(kind.__eq__, _ENUM_EQ)
-    )
+    return is_a(obj, enum.Enum) and _is_any(kind.__hash__, _ENUM_HASH) and _is_any(kind.__eq__, _ENUM_EQ)
 
 
 def class_module(cls: type) -> object:
@@ -287,7 +287,7 @@ _DISPATCH_WRAPPER_CODE = cast(types.FunctionType, functools.singledispatch(lambd
 
 def is_singledispatch(obj: Any) -> bool:
     return (
-        isinstance(obj, types.FunctionType)
+        is_a(obj, types.FunctionType)
         and obj.__code__ is _DISPATCH_WRAPPER_CODE
         and dispatch_registry(obj) is not None
     )
@@ -295,10 +295,10 @@ def is_singledispatch(obj: Any) -> bool:
 
 def dispatch_registry(fn: Any) -> dict[Any, Any] | None:
     """The dict behind a ``functools.singledispatch`` function's read-only ``registry``."""
-    if not isinstance(fn, types.FunctionType):
+    if not is_a(fn, types.FunctionType):
         return None
     register = fn.__dict__.get("register")
-    if not isinstance(register, types.FunctionType) or not isinstance(
+    if not is_a(register, types.FunctionType) or not isinstance(
         fn.__dict__.get("registry"), types.MappingProxyType
     ):
         return None

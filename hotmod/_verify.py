@@ -35,6 +35,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import CodeType, FunctionType, MethodType, ModuleType
 
+from ._kinds import is_a
 from ._source import _instructions
 
 __all__ = ["Difference", "differences", "own_definitions"]
@@ -253,11 +254,12 @@ def _unwrap(value: object) -> Iterator[FunctionType]:
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
         obj, depth = stack.pop()
-        if id(obj) in seen or isinstance(obj, (ModuleType, type)):
+        kind = type(obj)  # never isinstance: a lazy proxy may raise on __class__
+        if id(obj) in seen or issubclass(kind, (ModuleType, type)):
             continue
         seen.add(id(obj))
         inner: list[object] = []
-        if isinstance(obj, FunctionType):
+        if is_a(obj, FunctionType):
             yield obj
             for cell in obj.__closure__ or ():
                 with contextlib.suppress(ValueError):  # an empty cell
@@ -265,19 +267,19 @@ def _unwrap(value: object) -> Iterator[FunctionType]:
             wrapped = obj.__dict__.get("__wrapped__")
             if wrapped is not None:
                 inner.append(wrapped)
-        elif isinstance(obj, (staticmethod, classmethod, MethodType)):
+        elif is_a(obj, staticmethod) or is_a(obj, classmethod) or is_a(obj, MethodType):
             inner.append(obj.__func__)
-        elif isinstance(obj, property):
+        elif is_a(obj, property):
             inner += [obj.fget, obj.fset, obj.fdel]
-        elif isinstance(obj, functools.partial):
+        elif is_a(obj, functools.partial):
             inner.append(obj.func)
-        elif not isinstance(obj, _PLAIN):
+        elif not issubclass(kind, _PLAIN):
             try:
                 attributes = object.__getattribute__(obj, "__dict__")
             except Exception:
                 attributes = None
             if isinstance(attributes, dict):
-                inner += [v for v in list(attributes.values()) if not isinstance(v, _PLAIN)]
+                inner += [v for v in list(attributes.values()) if not issubclass(type(v), _PLAIN)]
         if depth < _UNWRAP_DEPTH:
             stack.extend((o, depth + 1) for o in inner if o is not None)
 
@@ -293,7 +295,7 @@ def _live_functions(
     seen: set[int] = set()
     values: list[object] = []
     for value in list(namespace.values()):
-        if isinstance(value, type):
+        if is_a(value, type):
             if value.__dict__.get("__module__") == module_name:
                 values.extend(_class_values(value))
         else:
