@@ -28,11 +28,16 @@ def greet():
 """
 
 
+@pytest.mark.parametrize("order", ["imported first", "reloader first"])
 @pytest.mark.parametrize("strategy", ["statements", "module"])
-def test_a_module_holding_a_raising_proxy_reloads(pkg: Pkg, strategy: str) -> None:
-    mod = pkg.module("lazy", SOURCE.format(v=1))  # imported before the reloader: a late start
+def test_a_module_holding_a_raising_proxy_reloads(pkg: Pkg, strategy: str, order: str) -> None:
+    if order == "imported first":  # a late start: the running module is checked
+        mod = pkg.module("lazy", SOURCE.format(v=1))
+        r = pkg.reloader(strategy=strategy)
+    else:
+        r = pkg.reloader(strategy=strategy)
+        mod = pkg.module("lazy", SOURCE.format(v=1))
     held = mod.greet
-    r = pkg.reloader(strategy=strategy)
     result = edit(r, pkg.path("lazy"), SOURCE.format(v=2))
     assert result.status == "ok", result.summary()
     assert held() == "hello 2"
