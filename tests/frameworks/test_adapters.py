@@ -502,7 +502,8 @@ def test_importing_hotmod_adapters_imports_no_framework() -> None:
 
     code = (
         "import sys, hotmod, hotmod.adapters; hotmod.adapters.active();"
-        "print(sorted(m for m in ('pydantic','django','fastapi','flask','starlette') if m in sys.modules))"
+        "print(sorted(m for m in ('pydantic','django','fastapi','flask','starlette','sqlalchemy',"
+        "'click','typer','celery') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
