@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .._kinds import is_a
 from . import BaseAdapter, ModuleChange
 
 __all__ = ["CeleryAdapter"]
@@ -35,7 +36,7 @@ class CeleryAdapter(BaseAdapter):
             return
         apps: list[tuple[Any, set[str] | None, int | None]] = []
         for value in list(change.module.__dict__.values()):
-            if not issubclass(type(value), celery) or any(app is value for app, _, _ in apps):
+            if not is_a(value, celery) or any(app is value for app, _, _ in apps):
                 continue  # never isinstance: a lazy proxy may raise on __class__
             # Reading .tasks of an app that is not finalized would finalize it.
             registered = set(value.tasks) if getattr(value, "finalized", False) else None

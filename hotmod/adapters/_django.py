@@ -29,6 +29,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from .._kinds import is_a
 from . import BaseAdapter, ModuleChange
 
 __all__ = ["DjangoAdapter"]
@@ -73,10 +74,7 @@ class DjangoAdapter(BaseAdapter):
         return [
             (name, old, new)
             for name, old, new in change.replaced()
-            if issubclass(type(old), type)
-            and issubclass(type(new), type)
-            and issubclass(old, base)
-            and issubclass(new, base)
+            if is_a(old, type) and is_a(new, type) and issubclass(old, base) and issubclass(new, base)
         ]
 
     def refuse(self, change: ModuleChange) -> str | None:
@@ -199,10 +197,7 @@ class DjangoAdapter(BaseAdapter):
         gone: list[Any] = [
             old
             for key, old in change.old.items()
-            if key not in change.new
-            and issubclass(type(old), type)
-            and issubclass(old, base)
-            and old.__module__ == name
+            if key not in change.new and is_a(old, type) and issubclass(old, base) and old.__module__ == name
         ]
         said: list[str] = []
         for old in gone:

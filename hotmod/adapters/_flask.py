@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .._kinds import is_a
 from . import BaseAdapter, ModuleChange
 from ._names import bind_back
 
@@ -105,7 +106,7 @@ class FlaskAdapter(BaseAdapter):
         for name, old, new in list(change.replaced()):
             # The module that makes the app ran again: the live app (the one the server
             # holds) takes what the new one was given, and stays.
-            if app_type is not None and _is(old, app_type) and type(new) is type(old):
+            if app_type is not None and is_a(old, app_type) and type(new) is type(old):
                 if id(old) not in adopted:  # once, when the module binds it to two names
                     warnings += _adopt(old, new, change)
                     adopted.add(id(old))
@@ -119,7 +120,7 @@ class FlaskAdapter(BaseAdapter):
         for _, old, new in list(change.replaced()):
             # The module made its blueprint again: apps that registered the old one
             # (elsewhere: the app the module made took the new one above) take it.
-            if blueprint_type is not None and _is(old, blueprint_type) and type(new) is type(old):
+            if blueprint_type is not None and is_a(old, blueprint_type) and type(new) is type(old):
                 warnings += _register_again(old, new, change)
         return warnings
 
@@ -138,17 +139,13 @@ def _flask_type(name: str) -> type | None:
     return found if isinstance(found, type) else None
 
 
-def _is(value: object, kind: type) -> bool:
-    return issubclass(type(value), kind)  # type(), never __class__: a lazy proxy may raise
-
-
 def _guarded(change: ModuleChange) -> list[tuple[Any, str]]:
     app_type, blueprint_type = _flask_type("Flask"), _flask_type("Blueprint")
     found: list[tuple[Any, str]] = []
     for value in list(change.module.__dict__.values()):
-        if app_type is not None and _is(value, app_type):
+        if app_type is not None and is_a(value, app_type):
             found.append((value, _APP_FLAG))
-        elif blueprint_type is not None and _is(value, blueprint_type):
+        elif blueprint_type is not None and is_a(value, blueprint_type):
             found.append((value, _BLUEPRINT_FLAG))
     return found
 
@@ -161,14 +158,14 @@ def _apps_for(change: ModuleChange) -> list[Any]:
         return []
     found: dict[int, Any] = {}
     for value in list(change.module.__dict__.values()):
-        if _is(value, app_type):
+        if is_a(value, app_type):
             found.setdefault(id(value), value)
         elif isinstance(value, types.ModuleType) and value is not change.module:
             name = getattr(value, "__name__", "")
             if not isinstance(name, str) or name.startswith(("flask", "werkzeug")):
                 continue
             for held in list(getattr(value, "__dict__", {}).values()):
-                if _is(held, app_type):
+                if is_a(held, app_type):
                     found.setdefault(id(held), held)
     return list(found.values())
 
@@ -746,7 +743,7 @@ def _apps_with(blueprint: Any) -> list[Any]:
         if not isinstance(namespace, dict) or str(namespace.get("__name__", "")).startswith(("flask", "_")):
             continue
         for value in list(namespace.values()):
-            if _is(value, app_type) and id(value) not in seen:
+            if is_a(value, app_type) and id(value) not in seen:
                 seen.add(id(value))
                 if any(bp is blueprint for bp in getattr(value, "blueprints", {}).values()):
                     found.append(value)

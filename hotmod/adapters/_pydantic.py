@@ -25,6 +25,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, cast
 
+from .._kinds import is_a
 from . import BaseAdapter, ModuleChange
 
 __all__ = ["PydanticAdapter"]
@@ -47,7 +48,7 @@ class PydanticAdapter(BaseAdapter):
             change.notes["pydantic.new"] = {
                 name: new
                 for name, old, new in change.replaced()
-                if issubclass(type(old), type) and issubclass(type(new), type) and issubclass(new, base)
+                if is_a(old, type) and is_a(new, type) and issubclass(new, base)
             }
         return None
 
@@ -57,12 +58,7 @@ class PydanticAdapter(BaseAdapter):
             return ()
         kept: list[type] = []
         for name, old, _ in _merged(change):
-            if (
-                issubclass(type(old), type)
-                and issubclass(old, base)
-                and old is not base
-                and change.new.get(name) is old
-            ):
+            if is_a(old, type) and issubclass(old, base) and old is not base and change.new.get(name) is old:
                 kept.append(cast(type, old))
         made: dict[str, type] = change.notes.pop("pydantic.new", {})
         warnings: list[str] = []
@@ -107,7 +103,7 @@ def _models_of(change: ModuleChange, base: type) -> list[type]:
     return [
         value
         for value in list(change.new.values())
-        if issubclass(type(value), type) and issubclass(value, base) and value.__module__ == name
+        if is_a(value, type) and issubclass(value, base) and value.__module__ == name
     ]
 
 
@@ -138,7 +134,7 @@ def _refresh_decorators(model: Any, force: bool = False) -> bool | str:
     infos = getattr(decorators, "DecoratorInfos", None)
     if current is None or not isinstance(proxy, type) or infos is None:
         return False
-    added = any(issubclass(type(value), proxy) for value in list(model.__dict__.values()))
+    added = any(is_a(value, proxy) for value in list(model.__dict__.values()))
     removed = any(
         not hasattr(model, name) for category in _CATEGORIES for name in getattr(current, category, {}) or {}
     )
@@ -164,7 +160,7 @@ def _merged(change: ModuleChange) -> Iterable[tuple[str, Any, Any]]:
     """Classes the run made anew that were merged into the kept ones: after the commit
     the namespace holds the old object again, so compare with the new run's record."""
     for name, old in change.old.items():
-        if issubclass(type(old), type) and change.strategy != "statements":
+        if is_a(old, type) and change.strategy != "statements":
             yield name, old, change.new.get(name)
 
 
@@ -233,7 +229,7 @@ def _nesting(base: type, kept: list[type]) -> list[Any]:
             continue
         for value in list(namespace.values()):
             if (
-                issubclass(type(value), type)  # never isinstance: lazy proxies resolve on it
+                is_a(value, type)
                 and issubclass(value, base)
                 and id(value) not in seen
                 and _fields_mention(value, wanted)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from types import FunctionType, ModuleType
 from typing import Any
 
+from .._kinds import is_a
 from . import BaseAdapter, ModuleChange
 
 __all__ = ["SQLAlchemyAdapter"]
@@ -40,7 +41,7 @@ _NOTE = "sqlalchemy"  # the key of the state prepare records in ModuleChange.not
 
 
 def _mapped(value: object) -> bool:
-    return issubclass(type(value), type) and "__mapper__" in dir(value) and hasattr(value, "registry")
+    return is_a(value, type) and "__mapper__" in dir(value) and hasattr(value, "registry")
 
 
 def _outlives(cls: Any, change: ModuleChange) -> bool:
@@ -54,7 +55,7 @@ def _outlives(cls: Any, change: ModuleChange) -> bool:
         if value is registry:
             return False
         if (
-            issubclass(type(value), type)
+            is_a(value, type)
             and value.__module__ == name
             and "__table__" not in vars(value)
             and getattr(value, "registry", None) is registry
@@ -96,9 +97,7 @@ def _types() -> tuple[type | None, type | None, type | None]:
 
 
 def _is(value: object, kind: type | None) -> bool:
-    # type(value), never value.__class__: a lazy proxy (an unconfigured settings object)
-    # raises on that
-    return kind is not None and issubclass(type(value), kind)
+    return kind is not None and is_a(value, kind)
 
 
 def _attribute(owner: object, name: str) -> object:
@@ -353,7 +352,7 @@ def _new_classes(change: ModuleChange) -> Iterator[type]:
     """Classes the failed run bound in the namespace (not there, as these objects, before)."""
     kept = {id(v) for v in change.old.values()}
     for value in list(change.new.values()):
-        if issubclass(type(value), type) and id(value) not in kept:
+        if is_a(value, type) and id(value) not in kept:
             yield value
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from types import FunctionType
 from typing import Any
 
+from .._kinds import is_a
 from . import BaseAdapter, ModuleChange
 from ._names import bind_back
 from ._routers import adopt_router, copy_route, include_new_routes, remake, snapshot
@@ -107,13 +108,13 @@ class StarletteAdapter(BaseAdapter):
 def _is_app(value: object) -> bool:
     applications = sys.modules.get("starlette.applications")
     starlette = getattr(applications, "Starlette", None)
-    return isinstance(starlette, type) and issubclass(type(value), starlette)
+    return isinstance(starlette, type) and is_a(value, starlette)
 
 
 def _is_router(value: object) -> bool:
     routing = sys.modules.get("fastapi.routing")
     router = getattr(routing, "APIRouter", None)
-    return isinstance(router, type) and issubclass(type(value), router)
+    return isinstance(router, type) and is_a(value, router)
 
 
 def _kept(endpoint: Any, change: ModuleChange) -> Any:
