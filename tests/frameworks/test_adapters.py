@@ -321,6 +321,11 @@ def test_pydantic_structural_change_keeps_the_class_and_what_nests_it(pkg: Pkg) 
     lead = team.Team.model_validate({"lead": {"name": "b"}}).lead
     assert type(lead) is User
     assert lead.age == 7
+    # The field removed again: gone from the kept class and from what nests it.
+    _save(r, pkg, "models", PYDANTIC.format(field=""))
+    assert "age" not in User.model_fields
+    assert "age" not in User.model_validate({"name": "a", "age": 3}).model_dump()
+    assert "age" not in team.Team.model_validate({"lead": {"name": "b"}}).lead.model_dump()
 
 
 GENERIC = """\
@@ -373,7 +378,7 @@ def test_pydantic_generics_parametrized_before_a_structural_edit_take_the_new_fi
 
 
 VALIDATED = """\
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, field_serializer, field_validator
 
 class User(BaseModel):
     name: str
@@ -404,8 +409,16 @@ def test_pydantic_validators_added_edited_and_removed_by_statements(pkg: Pkg) ->
     assert type(Admin.model_validate({"name": "c"})) is Admin
     _save(r, pkg, "users", VALIDATED.format(validator=STRIP.format(suffix=".upper()")))
     assert User(name=" a ").name == "A"
+    # A serializer is collected the same way.
+    shout = (
+        '\n    @field_serializer("name")\n'
+        '    def shout(self, value: str) -> str:\n        return value + "!"\n'
+    )
+    _save(r, pkg, "users", VALIDATED.format(validator=STRIP.format(suffix=".upper()") + shout))
+    assert User(name=" a ").model_dump() == {"name": "A!"}
     _save(r, pkg, "users", VALIDATED.format(validator=""))
     assert User(name=" a ").name == " a "
+    assert User(name="a").model_dump() == {"name": "a"}
     assert Admin(name=" b ").name == " b "
     assert (mod.User, mod.Admin) == (User, Admin)
 
