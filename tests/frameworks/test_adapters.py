@@ -115,22 +115,26 @@ def more(item_id: int):
 """
 
 
+@pytest.mark.parametrize("reloader_first", [False, True], ids=["imported first", "reloader first"])
 @pytest.mark.parametrize("strategy", ["statements", "module"])
 @pytest.mark.filterwarnings(
     "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning"
 )  # starlette's own test client at its lowest versions, with today's anyio: not ours
-def test_fastapi_included_routers_follow_new_edited_and_moved_routes(pkg: Pkg, strategy: str) -> None:
+def test_fastapi_included_routers_follow_new_edited_and_moved_routes(
+    pkg: Pkg, strategy: str, reloader_first: bool
+) -> None:
     """FastAPI up to 0.12x copies a router's routes at ``include_router``; later releases
     keep the router and cache its routes: both must serve what the router has now."""
     from fastapi.testclient import TestClient
 
+    early = pkg.reloader(strategy=strategy) if reloader_first else None
     _load(pkg, "routes", ROUTES.format(params="", extra="", more=""))
     mod = _load(pkg, "app", APP)
     client = TestClient(mod.app)
     auth = {"x-token": "secret"}
     assert client.get("/api/items/1", headers=auth).json() == {"id": 1}
     assert client.get("/v1/items/1").json() == {"id": 1}
-    r = pkg.reloader(strategy=strategy)
+    r = early or pkg.reloader(strategy=strategy)
     # A new route on the included router, and a new required parameter on the old one.
     _save(r, pkg, "routes", ROUTES.format(params=", n: int", extra=', "n": n', more=MORE.format(path="more")))
     assert client.get("/api/items/2/more", headers=auth).json() == {"more": 2}
@@ -353,13 +357,17 @@ NEW_TOTAL = """
         return abs(value)"""
 
 
-def test_pydantic_generics_parametrized_before_a_structural_edit_take_the_new_fields(pkg: Pkg) -> None:
+@pytest.mark.parametrize("reloader_first", [False, True], ids=["imported first", "reloader first"])
+def test_pydantic_generics_parametrized_before_a_structural_edit_take_the_new_fields(
+    pkg: Pkg, reloader_first: bool
+) -> None:
+    early = pkg.reloader() if reloader_first else None
     mod = _load(pkg, "pages", GENERIC.format(user_field="", page_field=""))
     # Parametrizations made outside the module, before the edit: pydantic caches them,
     # and the next Page[str] anywhere returns the same class.
     strings, nested, boxed = mod.Page[str], mod.Page[mod.Page[int]], mod.Box[mod.User]
     assert "total" not in strings.model_fields
-    r = pkg.reloader()
+    r = early or pkg.reloader()
     _save(r, pkg, "pages", GENERIC.format(user_field="\n    age: int = 7", page_field=NEW_TOTAL))
     page = strings.model_validate({"items": ["a"], "total": -2})
     assert type(page) is strings
