@@ -61,16 +61,19 @@ class StarletteAdapter(BaseAdapter):
                 # next request, around the hotmod.web middleware already serving.
                 app.user_middleware = _keep_live_reload(app, app.user_middleware)
                 app.middleware_stack = None
+        adopted: set[int] = set()  # their routes were just made again from the new run's
         for _name, old, new in list(change.replaced()):
             # The module that makes the app ran again: the live app (the one the server
             # holds) takes the new one's routes, middleware and handlers, and stays.
             if _is_app(old) and type(new) is type(old):
                 warnings += _adopt(old, new, change)
-                bind_back(new, old)  # the module's name and importers' copies
             elif _is_router(old) and type(new) is type(old):
                 # The same for a router the module makes: apps included the live one.
-                warnings += adopt_router(old, new, lambda endpoint: _kept(endpoint, change))
-                bind_back(new, old)  # the module's name and importers' copies
+                warnings += adopt_router(old, new, lambda endpoint: _kept_function(endpoint, change))
+            else:
+                continue
+            bind_back(new, old)  # the module's name and importers' copies
+            adopted.add(id(old))
         for app, before in change.notes.pop("routes", ()):
             if change.strategy != "statements":
                 warnings += _fold_registered_again(app, before)
@@ -85,7 +88,7 @@ class StarletteAdapter(BaseAdapter):
             }
         apps = _apps_in()
         for app in apps:
-            if patched:
+            if patched and id(app) not in adopted:
                 warnings += _remake_routes(app, patched)
         warnings += include_new_routes(apps, change.notes.pop("registered", {}))
         for app in apps:
@@ -115,14 +118,6 @@ def _is_router(value: object) -> bool:
     routing = sys.modules.get("fastapi.routing")
     router = getattr(routing, "APIRouter", None)
     return isinstance(router, type) and is_a(value, router)
-
-
-def _kept(endpoint: Any, change: ModuleChange) -> Any:
-    """The kept function standing for an endpoint the module's new run made."""
-    kept = change.new.get(getattr(endpoint, "__name__", ""))
-    if kept is not None and getattr(kept, "__qualname__", None) == getattr(endpoint, "__qualname__", None):
-        return kept
-    return endpoint
 
 
 def _adopt(old: Any, new: Any, change: ModuleChange) -> list[str]:
