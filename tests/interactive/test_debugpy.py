@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
 from ..support import write, write_replace
-from ..support.dap import Client, debuggee_env, finish, free_port, launch
+from ..support.dap import Client, debuggee, debuggee_env, finish
 
 pytest.importorskip("debugpy")
 
@@ -50,18 +51,17 @@ def app(tmp_path: Path) -> Path:
     return root
 
 
-def _session(app: Path, *hotmod_args: str, **env: str) -> tuple[subprocess.Popen[bytes], Client, int]:
-    port = free_port()
-    process = launch(port, ["-m", "hotmod", "run", *hotmod_args, "app.py"], app, debuggee_env(app, **env))
-    return process, Client.connect(port, process), port
+def _session(
+    app: Path, *hotmod_args: str, **env: str
+) -> AbstractContextManager[tuple[subprocess.Popen[bytes], Client]]:
+    return debuggee(["-m", "hotmod", "run", *hotmod_args, "app.py"], app, debuggee_env(app, **env))
 
 
 def test_reload_request_while_paused(app: Path) -> None:
     """Paused in a function of the edited file: the request reloads it, says what it
     patched and which frame still runs the old code, and the next call runs the new."""
     # Polling once a minute: only the request applies the save.
-    process, client, _ = _session(app, "--poll", "60")
-    try:
+    with _session(app, "--poll", "60") as (process, client):
         stopped = client.start({app / "helper.py": [2]})
         assert stopped["body"]["reason"] == "breakpoint", stopped
         capabilities = client.wait_event("capabilities")
@@ -90,10 +90,6 @@ def test_reload_request_while_paused(app: Path) -> None:
         assert cleared["success"], cleared
         assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
         out, err = finish(process, client)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            finish(process, client)
     # The frame paused in value() finished in its old code; the next call ran the new.
     assert "values old new" in out, (out, err)
     assert "after new" in out, (out, err)
@@ -103,10 +99,7 @@ def test_the_request_works_in_a_program_that_never_imports_hotmod(app: Path) -> 
     """pydevd loads hotmod's extension (``pydevd_plugins/extensions``) by itself: the
     request is there from the first pause, with no Reloader and no ``import hotmod``, in
     a program started as the editor starts it (``python -m debugpy ... app.py``)."""
-    port = free_port()
-    process = launch(port, ["app.py"], app, debuggee_env(app))
-    client = Client.connect(port, process)
-    try:
+    with debuggee(["app.py"], app, debuggee_env(app)) as (process, client):
         stopped = client.start({app / "helper.py": [2]})
         assert stopped["body"]["reason"] == "breakpoint", stopped
         write_replace(app / "helper.py", HELPER_NEW)
@@ -120,10 +113,6 @@ def test_the_request_works_in_a_program_that_never_imports_hotmod(app: Path) -> 
         assert client.request("setBreakpoints", {"source": source, "breakpoints": []})["success"]
         assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
         out, err = finish(process, client)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            finish(process, client)
     assert "values old new" in out, (out, err)
     assert "after new" in out, (out, err)
 
@@ -131,8 +120,7 @@ def test_the_request_works_in_a_program_that_never_imports_hotmod(app: Path) -> 
 def test_reload_now_in_the_debug_console_does_not_hang(app: Path) -> None:
     """hotmod traced by the debugger (justMyCode off): its threads are still never
     suspended, so ``reload_now()`` evaluated on the paused frame answers at once."""
-    process, client, _ = _session(app, "--poll", "60")
-    try:
+    with _session(app, "--poll", "60") as (process, client):
         stopped = client.start({app / "app.py": [5]}, just_my_code=False)
         thread = stopped["body"]["threadId"]
         trace = client.request("stackTrace", {"threadId": thread})
@@ -160,18 +148,13 @@ def test_reload_now_in_the_debug_console_does_not_hang(app: Path) -> None:
         client.wait_event("loadedSource", timeout=5)
         assert client.request("continue", {"threadId": thread})["success"]
         out, err = finish(process, client)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            finish(process, client)
     assert "values old new" in out, (out, err)
 
 
 def test_a_save_applied_by_the_watcher_is_reported_as_an_event(app: Path) -> None:
     """With the watcher on, a save while paused is applied by hotmod's own thread (never
     suspended) and reaches the client as a ``hotmod/reloadResult`` event."""
-    process, client, _ = _session(app)
-    try:
+    with _session(app) as (process, client):
         stopped = client.start({app / "app.py": [5]})
         write_replace(app / "helper.py", HELPER_NEW)
         event = client.wait_event("hotmod/reloadResult", timeout=20)
@@ -183,10 +166,6 @@ def test_a_save_applied_by_the_watcher_is_reported_as_an_event(app: Path) -> Non
         assert loaded["body"]["source"]["path"] == str(app / "helper.py")
         assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
         out, err = finish(process, client)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            finish(process, client)
     assert "values old new" in out, (out, err)
 
 
@@ -196,8 +175,7 @@ def test_a_breakpoint_in_module_code_does_not_stop_the_reload(app: Path) -> None
     thread in the middle of the reload, holding the reload lock."""
     write(app / "helper.py", 'LABEL = "old"\n\n' + HELPER)
     hotmod_dir = Path(__file__).resolve().parents[2] / "hotmod"
-    process, client, _ = _session(app)
-    try:
+    with _session(app) as (process, client):
         init = client.request("initialize", {"clientID": "hotmod-tests", "adapterID": "debugpy"})
         assert init["success"], init
         attach = client.send(
@@ -220,18 +198,13 @@ def test_a_breakpoint_in_module_code_does_not_stop_the_reload(app: Path) -> None
         assert check["body"]["status"] == "noop", check
         assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
         out, err = finish(process, client)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            finish(process, client)
     assert "values old new" in out, (out, err)
 
 
 @pytest.mark.parametrize("how", ["request", "environment"])
 def test_reload_on_continue(app: Path, how: str) -> None:
     env = {"HOTMOD_RELOAD_ON_CONTINUE": "1"} if how == "environment" else {}
-    process, client, _ = _session(app, "--poll", "60", **env)
-    try:
+    with _session(app, "--poll", "60", **env) as (process, client):
         stopped = client.start({app / "app.py": [5]})
         switched = client.request("hotmod/reload", {"reloadOnContinue": True} if how == "request" else {})
         assert switched["body"]["reloadOnContinue"] is True, switched
@@ -242,18 +215,13 @@ def test_reload_on_continue(app: Path, how: str) -> None:
         assert event["body"]["trigger"] == "continue", event
         assert event["body"]["status"] == "ok", event
         out, err = finish(process, client)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            finish(process, client)
     # Applied before the paused thread ran again.
     assert "values old new" in out, (out, err)
 
 
 def test_a_non_python_file_is_a_failed_result(app: Path) -> None:
     write(app / "notes.txt", "hello\n")
-    process, client, _ = _session(app, "--poll", "60")
-    try:
+    with _session(app, "--poll", "60") as (process, client):
         stopped = client.start({app / "app.py": [5]})
         response = client.request("hotmod/reload", {"source": {"path": str(app / "notes.txt")}})
         assert response["success"], response
@@ -261,10 +229,6 @@ def test_a_non_python_file_is_a_failed_result(app: Path) -> None:
         assert "not Python source" in response["body"]["error"]
         assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
         out, err = finish(process, client)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            finish(process, client)
     assert "values old old" in out, (out, err)
 
 
@@ -290,10 +254,7 @@ def test_a_plugin_folder_reload_reaches_the_client_once(app: Path) -> None:
     plugin = 'print("plugin module ran", flush=True)\nX = {}\n'
     write(app / "plugins" / "p.py", plugin.format(1))
     write(app / "plugin_app.py", PLUGIN_APP)
-    port = free_port()
-    process = launch(port, ["plugin_app.py"], app, debuggee_env(app))
-    client = Client.connect(port, process)
-    try:
+    with debuggee(["plugin_app.py"], app, debuggee_env(app)) as (process, client):
         stopped = client.start({app / "plugin_app.py": [9]})
         write_replace(app / "plugins" / "p.py", plugin.format(2))
         event = client.wait_event("hotmod/reloadResult", timeout=20)
@@ -304,10 +265,6 @@ def test_a_plugin_folder_reload_reaches_the_client_once(app: Path) -> None:
         assert list(client.events_named("hotmod/reloadResult")) == []
         assert client.request("continue", {"threadId": stopped["body"]["threadId"]})["success"]
         out, err = finish(process, client)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            finish(process, client)
     assert "plugin 2 2" in out, (out, err)  # the paused line runs after the reload
     # Applied once: the module ran at load and once for the save, under the folder's own
     # reloader and the debugger's listener alike.

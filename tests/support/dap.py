@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TIMEOUT", "Client", "Message", "debuggee_env", "finish", "free_port", "launch"]
+__all__ = ["TIMEOUT", "Client", "Message", "debuggee", "debuggee_env", "finish", "free_port", "launch"]
 
 Message = dict[str, Any]
 
@@ -184,3 +184,20 @@ def finish(process: subprocess.Popen[bytes], client: Client, timeout: float = TI
         process.kill()
         out, err = process.communicate()
     return out.decode(errors="replace"), err.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def debuggee(
+    args: Sequence[str], cwd: Path, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], Client]]:
+    """A program started under debugpy with a client connected; killed on the way out if
+    a failed assertion left it running."""
+    port = free_port()
+    process = launch(port, args, cwd, env)
+    client = Client.connect(port, process)
+    try:
+        yield process, client
+    finally:
+        if process.returncode is None:
+            process.kill()
+            finish(process, client)
