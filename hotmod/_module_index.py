@@ -96,8 +96,13 @@ class ModuleIndex:
         modules = sys.modules
         # New entries go to the end of the dict: its length and its last entry change
         # whenever something was imported, even if something else was removed.
-        if len(modules) == self._seen_len and self._seen_last == _last_entry(modules):
+        length, last = len(modules), _last_entry(modules)
+        if length == self._seen_len and self._seen_last == last:
             return [], []
+        # Recorded as they were before the scan: a module imported by another thread
+        # while this one scans changes them again, so the next sync scans for it (recorded
+        # after the scan, it was taken as seen and never tracked).
+        self._seen_len, self._seen_last = length, last
         added: list[Path] = []
         removed: list[Path] = []
         self.previous_scan_ns, self._last_scan_ns = self._last_scan_ns, time.time_ns()
@@ -119,8 +124,6 @@ class ModuleIndex:
             for name in [n for n in self._known if n not in modules]:
                 del self._known[name]
                 removed.extend(self._untrack(name))
-        self._seen_len = len(modules)
-        self._seen_last = _last_entry(modules)
         return added, [p for p in removed if p not in self.names_by_path]
 
     def _untrack(self, name: str) -> Iterator[Path]:
